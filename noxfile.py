@@ -1,0 +1,84 @@
+"""Every check of the project.
+
+`nox` runs lint, typecheck, tests and docs; `nox -s examples` runs the guided tour.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+PYTHONS = nox.project.python_versions(PYPROJECT)  # read from the classifiers
+DEFAULT_PYTHON = PYTHONS[0]
+BACKENDS = ("asyncio", "trio")
+
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.default_venv_backend = "venv"
+
+
+def _add_pyenv_interpreters() -> None:
+    # Machines with pyenv keep 3.12 and 3.13 out of PATH unless selected; let nox find them.
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if not versions.is_dir():
+        return
+    wanted = [
+        str(path / "bin")
+        for python in PYTHONS
+        for path in sorted(versions.glob(f"{python}.*"), reverse=True)[:1]
+    ]
+    os.environ["PATH"] = os.pathsep.join([*wanted, os.environ.get("PATH", "")])
+
+
+_add_pyenv_interpreters()
+
+
+def group(name: str) -> list[str]:
+    return nox.project.dependency_groups(PYPROJECT, name)
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite; every async test runs on asyncio, asyncio+uvloop and trio."""
+    session.install(".", *group("test"))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install(*group("lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """pyright in strict mode on src/."""
+    session.install(".", *group("typecheck"))
+    session.run("pyright")
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with --strict."""
+    session.install(".", *group("docs"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", str(Path(session.create_tmp()) / "site")
+    )
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def examples(session: nox.Session) -> None:
+    """Run every script in examples/ on asyncio and on trio; fail if one fails."""
+    session.install(".[trio]")
+    scripts = sorted((ROOT / "examples").glob("*.py"))
+    if not scripts:
+        session.error("no example scripts found in examples/")
+    for script in scripts:
+        for backend in BACKENDS:
+            session.log(f"=== {script.name} on {backend} ===")
+            session.run("python", str(script), "--backend", backend)

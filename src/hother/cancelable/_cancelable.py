@@ -1,0 +1,696 @@
+"""The Cancelable: one operation, one cancel scope, many ways to cancel it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar, Token
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from types import TracebackType
+from typing import Any, NamedTuple, NoReturn, ParamSpec, Self, TypeVar, final
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._callbacks import call_logged
+from ._checks import (
+    check_bool,
+    check_message,
+    check_metadata,
+    check_optional_str,
+    check_reason,
+    check_timeout,
+)
+from ._context import CancelationReason, OperationContext, OperationStatus
+from ._exceptions import CancelationError, error_for
+from ._token import CallbackRegistration, CancelationToken
+from ._wakeup import LoopWaker, current_waker
+from .sources._base import CancelationSource
+
+__all__ = ["Cancelable", "current_operation"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_current: ContextVar[Cancelable | None] = ContextVar("hother.cancelable.current", default=None)
+
+_INF = float("inf")
+
+
+def current_operation() -> Cancelable | None:
+    """The innermost `Cancelable` whose block the calling code runs in, or None.
+
+    Tasks started inside a block, and `run_in_thread` workers, see it too.
+    """
+    return _current.get()
+
+
+class _Request(NamedTuple):
+    reason: CancelationReason
+    message: str | None
+    details: dict[str, Any] | None
+
+
+class _OperationLink:
+    """Requests the cancellation of an operation when the token it listens to is cancelled."""
+
+    __slots__ = ("details", "message", "operation", "reason")
+
+    def __init__(
+        self,
+        operation: Cancelable,
+        reason: CancelationReason | None = None,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.operation = operation
+        self.reason = reason  # None: take the token's own reason and message
+        self.message = message
+        self.details = details
+
+    def fire(self, token: CancelationToken, direct: bool) -> None:
+        if self.reason is None:
+            reason, message = token.reason or CancelationReason.MANUAL, token.message
+        else:
+            reason, message = self.reason, self.message
+        self.operation._request(reason, message, self.details, direct)  # pyright: ignore[reportPrivateUsage]
+
+
+@final
+class _Shield:
+    """`with cancel.shield():` (or `async with`): a section no cancellation interrupts."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self) -> None:
+        self._scope = anyio.CancelScope(shield=True)
+
+    def __enter__(self) -> anyio.CancelScope:
+        return self._scope.__enter__()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return bool(self._scope.__exit__(exc_type, exc, tb))
+
+    async def __aenter__(self) -> anyio.CancelScope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+
+_Callback = Callable[..., Any]
+
+
+class Cancelable:
+    """An async context manager that runs one operation under one `anyio.CancelScope`.
+
+    Every source given to it (a timeout, tokens, a parent, `cancel()`, later signals and
+    conditions) trips that scope. How the block ends is recorded in `context` and reported by
+    the exception that leaves the block:
+
+    - the body finished: status `COMPLETED`, nothing raised;
+    - the body raised `E`: status `FAILED`, `E` itself leaves the block;
+    - one of its own sources cancelled it: status `CANCELLED`, the `CancelationError`
+      subclass for the reason leaves the block (nothing, with `raise_on_cancel=False`);
+    - an enclosing scope cancelled it: status `CANCELLED`, reason `PARENT`, and the backend's
+      own cancellation exception goes on untouched, to the scope that owns it.
+
+    Args:
+        operation_id: the id of the operation; a random UUID if omitted.
+        name: a human-readable name.
+        parent: a parent operation; cancelling it cancels this one (reason `PARENT`).
+        metadata: free-form data stored in `context.metadata`.
+        register_globally: list the operation in the process-wide registry while it runs.
+        raise_on_cancel: raise a `CancelationError` when its own sources cancel it (the
+            default), or end the block quietly like `anyio.move_on_after`.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_context",
+        "_ctx_token",
+        "_deadline",
+        "_enclosing",
+        "_links",
+        "_parent",
+        "_raise_on_cancel",
+        "_register_globally",
+        "_registrations",
+        "_requests",
+        "_scope",
+        "_sources",
+        "_task_group",
+        "_timeout",
+        "_token",
+        "_waker",
+    )
+
+    def __init__(
+        self,
+        operation_id: str | None = None,
+        name: str | None = None,
+        parent: Cancelable | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        register_globally: bool = False,
+        raise_on_cancel: bool = True,
+    ) -> None:
+        check_optional_str("operation_id", operation_id)
+        check_optional_str("name", name)
+        if parent is not None and not isinstance(parent, Cancelable):
+            raise TypeError(f"parent must be a Cancelable or None, got {parent!r}")
+        self._context = OperationContext(
+            id=operation_id if operation_id is not None else str(uuid.uuid4()),
+            name=name,
+            metadata=check_metadata(metadata),
+            parent_id=None if parent is None else parent.operation_id,
+        )
+        self._register_globally = check_bool("register_globally", register_globally)
+        self._raise_on_cancel = check_bool("raise_on_cancel", raise_on_cancel)
+        self._parent = parent
+        self._timeout: float | None = None
+        # Tokens that cancel this operation, with the reason to report (None: the token's own).
+        self._links: list[tuple[CancelationToken, _OperationLink]] = []
+        self._sources: list[CancelationSource] = []
+        self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
+        self._callbacks: dict[str, list[_Callback]] | None = None
+        # Cancellation requests; the first one appended is what the block reports. Appending
+        # is atomic, so any thread or a signal handler may request without a lock.
+        self._requests: list[_Request] = []
+        self._deadline = _INF
+        self._token: CancelationToken | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._waker: LoopWaker | None = None
+        self._enclosing: Cancelable | None = None
+        self._ctx_token: Token[Cancelable | None] | None = None
+        self._registrations: list[CallbackRegistration] = []
+
+    # -- factories -----------------------------------------------------------------------------
+
+    @classmethod
+    def with_timeout(
+        cls,
+        timeout: float | timedelta,
+        operation_id: str | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Cancelable:
+        """An operation cancelled `timeout` after its block is entered (reason `TIMEOUT`).
+
+        The deadline is the cancel scope's own: no task, no timer thread. The block then
+        raises `TimeoutCancelation`, which is also a `TimeoutError`.
+
+        Raises:
+            TypeError: `timeout` is not a number of seconds or a `timedelta`.
+            ValueError: `timeout` is zero, negative, NaN or infinite.
+        """
+        seconds = check_timeout(timeout)
+        cancelable = cls(operation_id=operation_id, name=name, **kwargs)
+        cancelable._timeout = seconds
+        return cancelable
+
+    @classmethod
+    def with_token(
+        cls,
+        token: CancelationToken,
+        operation_id: str | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Cancelable:
+        """An operation cancelled when `token` is, with the token's reason and message.
+
+        Raises:
+            TypeError: `token` is not a `CancelationToken`.
+        """
+        if not isinstance(token, CancelationToken):
+            raise TypeError(f"token must be a CancelationToken, got {token!r}")
+        cancelable = cls(operation_id=operation_id, name=name, **kwargs)
+        cancelable._link(token, None)
+        return cancelable
+
+    def _link(
+        self,
+        token: CancelationToken,
+        reason: CancelationReason | None,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self._links.append((token, _OperationLink(self, reason, message, details)))
+
+    def add_source(self, source: CancelationSource) -> Self:
+        """Add a cancellation source that runs as a task while the block runs.
+
+        Raises:
+            TypeError: `source` is not a `CancelationSource`.
+            RuntimeError: the operation was already entered.
+        """
+        if not isinstance(source, CancelationSource):
+            raise TypeError(f"source must be a CancelationSource, got {source!r}")
+        self._require_pending("add_source")
+        self._sources.append(source)
+        return self
+
+    def combine(self, *others: Cancelable) -> Cancelable:
+        """A new operation cancelled by this one or any of `others`, with its reason.
+
+        Timeouts, tokens and sources are merged, and the earliest timeout wins. Cancelling
+        one of the originals (`cancel()`, its token) cancels the combination.
+
+        Raises:
+            TypeError: one of `others` is not a `Cancelable`.
+        """
+        for index, other in enumerate(others):
+            if not isinstance(other, Cancelable):
+                raise TypeError(f"others[{index}] must be a Cancelable, got {other!r}")
+        members = (self, *others)
+        combined = Cancelable(
+            name=self._context.name,
+            parent=self._parent,
+            metadata=self._context.metadata,
+            register_globally=self._register_globally,
+            raise_on_cancel=self._raise_on_cancel,
+        )
+        timeouts = [m._timeout for m in members if m._timeout is not None]
+        combined._timeout = min(timeouts) if timeouts else None
+        for member in members:
+            for token, link in member._links:
+                combined._link(token, link.reason, link.message, link.details)
+            combined._sources.extend(member._sources)
+            combined._link(member.token, None)
+        return combined
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def _add_callback(self, kind: str, callback: _Callback) -> Self:
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        if self._callbacks is None:
+            self._callbacks = {}
+        self._callbacks.setdefault(kind, []).append(callback)
+        return self
+
+    def on_start(self, callback: Callable[[OperationContext], Any]) -> Self:
+        """Call `callback(context)` (sync or async) when the block is entered."""
+        return self._add_callback("start", callback)
+
+    def on_complete(self, callback: Callable[[OperationContext], Any]) -> Self:
+        """Call `callback(context)` (sync or async) when the block finishes normally."""
+        return self._add_callback("complete", callback)
+
+    def on_cancel(self, callback: Callable[[OperationContext], Any]) -> Self:
+        """Call `callback(context)` (sync or async) when the block ends by cancellation."""
+        return self._add_callback("cancel", callback)
+
+    def on_error(self, callback: Callable[[OperationContext, BaseException], Any]) -> Self:
+        """Call `callback(context, error)` (sync or async) when the body raises."""
+        return self._add_callback("error", callback)
+
+    def on_progress(self, callback: Callable[[str, Any, dict[str, Any] | None], Any]) -> Self:
+        """Call `callback(operation_id, message, metadata)` on each `report_progress`."""
+        return self._add_callback("progress", callback)
+
+    async def _run_callbacks(self, kind: str, *args: Any) -> None:
+        callbacks = self._callbacks.get(kind) if self._callbacks is not None else None
+        if callbacks:
+            with anyio.CancelScope(shield=True):
+                for callback in callbacks:
+                    await call_logged(callback, *args)
+
+    async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Call the progress callbacks with `(operation_id, message, metadata)`."""
+        await self._run_callbacks("progress", self._context.id, message, metadata)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def context(self) -> OperationContext:
+        """The operation's record: status, reason, message, error, partial result."""
+        return self._context
+
+    @property
+    def operation_id(self) -> str:
+        """The operation's id."""
+        return self._context.id
+
+    @property
+    def parent(self) -> Cancelable | None:
+        """The parent operation given at construction, if any."""
+        return self._parent
+
+    @property
+    def is_running(self) -> bool:
+        """True while the block runs."""
+        return self._context.status is OperationStatus.RUNNING
+
+    @property
+    def is_completed(self) -> bool:
+        """True once the block finished normally."""
+        return self._context.status is OperationStatus.COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True from the moment a cancellation of the operation is requested.
+
+        That includes its own deadline passing and an enclosing `Cancelable` being cancelled,
+        so `while not cancel.is_cancelled:` loops stop.
+        """
+        if self._requests:
+            return True
+        status = self._context.status
+        if status is OperationStatus.CANCELLED:
+            return True
+        if status is not OperationStatus.RUNNING:
+            return False
+        if self._deadline_passed():
+            return True
+        return self._enclosing is not None and self._enclosing.is_cancelled
+
+    @property
+    def token(self) -> CancelationToken:
+        """A token that is cancelled when this operation's cancellation is requested.
+
+        Hand it to code that only observes (`token.check()`, `Cancelable.with_token(...)`),
+        including code running in other threads.
+        """
+        token = self._token
+        if token is None:
+            token = self._token = CancelationToken()
+            if self._requests:
+                first = self._requests[0]
+                token._request(first.reason, first.message, False)  # pyright: ignore[reportPrivateUsage]
+        return token
+
+    def __repr__(self) -> str:
+        name = f" {self._context.name!r}" if self._context.name else ""
+        return f"<Cancelable {self._context.id}{name} {self._context.status.value}>"
+
+    # -- requesting ----------------------------------------------------------------------------
+
+    async def cancel(
+        self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None
+    ) -> bool:
+        """Request the cancellation of this operation; True if this was the first request.
+
+        From the loop running the block, the scope is cancelled before this returns; the
+        block ends at its next checkpoint. Works before entry too: the block is then
+        cancelled as soon as it starts. It is not itself a checkpoint.
+        """
+        return self._request(check_reason(reason), check_message(message), None, True)
+
+    def cancel_sync(
+        self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None
+    ) -> bool:
+        """Request the cancellation from any thread or a signal handler, without blocking.
+
+        `is_cancelled` is True at once; the scope is cancelled on the block's own loop at its
+        next turn.
+        """
+        return self._request(check_reason(reason), check_message(message), None, False)
+
+    def _request(
+        self,
+        reason: CancelationReason,
+        message: str | None,
+        details: dict[str, Any] | None,
+        direct: bool,
+    ) -> bool:
+        """Record a request; if it is the first, cancel the scope. True if it was the first.
+
+        Safe from any thread and from signal handlers. `direct` says the caller is async code,
+        so on the block's own loop thread the scope is cancelled right here; otherwise the
+        cancellation is queued to that loop.
+        """
+        if self._context.is_terminal:
+            return False
+        if self._deadline_passed():
+            # Only the deadline cancels without a request; having passed, it came first.
+            self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            return False
+        if not self._record(reason, message, details):
+            return False
+        waker = self._waker  # read after the append: __aenter__ sets it, then looks at requests
+        if waker is not None:
+            if direct and threading.get_ident() == waker.thread_id:
+                self._trip()
+            else:
+                waker.call_soon(self._trip)
+        return True
+
+    def _record(
+        self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
+    ) -> bool:
+        """Append a request; True if it is the first, which then also cancels `token`."""
+        request = _Request(reason, message, details)
+        requests = self._requests
+        requests.append(request)
+        if requests[0] is not request:
+            return False
+        if self._token is not None:
+            self._token._request(reason, message, False)  # pyright: ignore[reportPrivateUsage]
+        return True
+
+    def _trip(self) -> None:
+        scope = self._scope
+        if scope is not None and self._context.status is OperationStatus.RUNNING:
+            scope.cancel()
+
+    def _deadline_passed(self) -> bool:
+        # Meaningful on the block's own loop thread only, where the loop's clock can be read.
+        waker = self._waker
+        return (
+            waker is not None
+            and self._deadline != _INF
+            and threading.get_ident() == waker.thread_id
+            and anyio.current_time() >= self._deadline
+        )
+
+    def _timeout_message(self) -> str:
+        return f"operation timed out after {self._timeout:g} s"
+
+    # -- the block -----------------------------------------------------------------------------
+
+    def _require_pending(self, what: str) -> None:
+        if self._context.status is not OperationStatus.PENDING:
+            raise RuntimeError(
+                f"{what}: {self!r} was already entered; a Cancelable runs one block, "
+                "create a new one for each operation"
+            )
+
+    async def __aenter__(self) -> Self:
+        self._require_pending("async with")
+        waker = current_waker()
+        deadline = _INF if self._timeout is None else anyio.current_time() + self._timeout
+        scope = anyio.CancelScope(deadline=deadline)
+        self._deadline, self._scope, self._enclosing = deadline, scope, _current.get()
+        self._waker = waker
+        scope.__enter__()
+        self._ctx_token = _current.set(self)
+        context = self._context
+        context.status = OperationStatus.RUNNING
+        context.start_time = datetime.now(UTC)
+        if self._requests:
+            scope.cancel()
+        self._arm_links()
+        if self._sources:
+            task_group = anyio.create_task_group()
+            await task_group.__aenter__()
+            self._task_group = task_group
+            for source in self._sources:
+                task_group.start_soon(source._run_for, self, name=f"{self!r}: {source.name}")  # pyright: ignore[reportPrivateUsage]
+        if self._callbacks is not None:
+            await self._run_callbacks("start", context)
+        return self
+
+    def _arm_links(self) -> None:
+        parent = self._parent
+        if parent is not None and not self._is_enclosed_by(parent):
+            self._link(
+                parent.token,
+                CancelationReason.PARENT,
+                f"parent operation {parent.operation_id} was cancelled",
+                {"parent_id": parent.operation_id},
+            )
+        registrations = self._registrations
+        for token, link in self._links:
+            if token.is_cancelled:
+                link.fire(token, True)
+            else:
+                registrations.append(token._add(link))  # pyright: ignore[reportPrivateUsage]
+
+    def _is_enclosed_by(self, operation: Cancelable) -> bool:
+        # A running parent whose block holds this one cancels it through its own scope.
+        enclosing = self._enclosing
+        while enclosing is not None:
+            if enclosing is operation:
+                return True
+            enclosing = enclosing._enclosing
+        return False
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if self._context.status is not OperationStatus.RUNNING or _current.get() is not self:
+            raise RuntimeError(
+                f"{self!r} is not the innermost running operation of this task: a Cancelable "
+                "must be exited once, by the task that entered it, innermost first"
+            )
+        assert self._ctx_token is not None
+        assert self._scope is not None
+        try:
+            _current.reset(self._ctx_token)
+        except ValueError:
+            raise RuntimeError(
+                f"{self!r} was entered in another task: a Cancelable must be exited by the "
+                "task that entered it"
+            ) from None
+        for registration in self._registrations:
+            registration.unregister()
+        self._registrations.clear()
+        task_group = self._task_group
+        if task_group is not None:
+            self._task_group = None
+            task_group.cancel_scope.cancel()
+            try:
+                # Not given the body's exception, so the group never wraps it.
+                await task_group.__aexit__(None, None, None)
+            except BaseException as met:  # a cancellation delivered while sources wound down
+                if exc is None:
+                    exc_type, exc, tb = type(met), met, met.__traceback__
+            # Waiting there, this task may have been resumed by a thrown Cancelled, and an
+            # error raised in such a step gets chained to it; go on in a plain step instead.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+
+        replaced: BaseException | None = None
+        try:
+            # True when the scope swallowed the exception (trio also says True for none).
+            caught = bool(self._scope.__exit__(exc_type, exc, tb)) and exc is not None
+        except BaseException as new:  # the scope stripped its Cancelled from a group
+            caught, exc, replaced = False, new, new
+
+        context = self._context
+        suppress = False
+        raising: CancelationError | None = None
+        if caught:
+            if not self._requests:  # nothing asked for it: the deadline did
+                self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            status = OperationStatus.CANCELLED
+            if self._raise_on_cancel:
+                raising = self._error()
+            else:
+                suppress = True
+        elif exc is None:
+            status = OperationStatus.COMPLETED
+        elif isinstance(exc, CancelationError) and exc.context is context:
+            # Raised in the block by check_cancelation() for this very operation.
+            status = OperationStatus.CANCELLED
+            suppress = not self._raise_on_cancel
+        elif isinstance(exc, anyio.get_cancelled_exc_class()):
+            if not self._requests:
+                self._record(CancelationReason.PARENT, "cancelled by an enclosing scope", None)
+            status = OperationStatus.CANCELLED
+        else:
+            status = OperationStatus.FAILED
+            context.error = str(exc)
+
+        context.status = status
+        context.end_time = datetime.now(UTC)
+        if status is OperationStatus.CANCELLED:
+            first = self._requests[0]
+            context.cancel_reason, context.cancel_message = first.reason, first.message
+        self._waker = None
+        if self._callbacks is not None:
+            if status is OperationStatus.COMPLETED:
+                await self._run_callbacks("complete", context)
+            elif status is OperationStatus.CANCELLED:
+                await self._run_callbacks("cancel", context)
+            else:
+                assert exc is not None
+                await self._run_callbacks("error", context, exc)
+
+        if raising is not None:
+            _raise_unchained(raising)
+        if replaced is not None:
+            raise replaced
+        return suppress
+
+    def _error(self) -> CancelationError:
+        first = self._requests[0]
+        return error_for(first.reason, first.message, self._context, **(first.details or {}))
+
+    # -- inside the block ----------------------------------------------------------------------
+
+    async def check_cancelation(self) -> None:
+        """A checkpoint that raises this operation's `CancelationError` if it is cancelled.
+
+        When an enclosing scope cancelled it, the backend's cancellation is raised instead, as
+        at any checkpoint.
+        """
+        if self._requests:
+            raise self._error()
+        await anyio.lowlevel.checkpoint()
+        if self._requests:
+            raise self._error()
+
+    def shield(self) -> _Shield:
+        """A section no cancellation can interrupt: `with cancel.shield():` (or `async with`).
+
+        The operation still records any request made meanwhile, and is cancelled at its next
+        checkpoint after the section.
+        """
+        return _Shield()
+
+    def wrap(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        """`fn` as a coroutine function that first checks this operation's cancellation.
+
+        Made for retry loops (tenacity, stamina): once the operation is cancelled, the next
+        attempt raises its `CancelationError` instead of running.
+        """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+
+        @wraps(fn)
+        async def checked(*args: P.args, **kwargs: P.kwargs) -> T:
+            await self.check_cancelation()
+            return await fn(*args, **kwargs)
+
+        return checked
+
+    @asynccontextmanager
+    async def wrapping(self) -> AsyncGenerator[Callable[..., Awaitable[Any]]]:
+        """`async with cancel.wrapping() as call:` then `await call(fn, *args, **kwargs)`.
+
+        Each call first checks this operation's cancellation, like `wrap`.
+        """
+
+        async def call(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+            return await self.wrap(fn)(*args, **kwargs)
+
+        yield call
+
+
+def _raise_unchained(error: BaseException) -> NoReturn:
+    # Raised inside __aexit__, the error would be chained to the backend's Cancelled; drop it.
+    try:
+        raise error
+    finally:
+        error.__context__ = None

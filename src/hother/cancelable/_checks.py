@@ -1,0 +1,67 @@
+"""Validation of arguments at the call that received them, with messages naming both."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from ._context import CancelationReason
+
+__all__ = ["check_bool", "check_message", "check_reason", "check_seconds", "check_timeout"]
+
+
+def check_reason(reason: object) -> CancelationReason:
+    if not isinstance(reason, CancelationReason):
+        raise TypeError(f"reason must be a CancelationReason, got {reason!r}")
+    return reason
+
+
+def check_message(message: object) -> str | None:
+    if message is not None and not isinstance(message, str):
+        raise TypeError(f"message must be a str or None, got {message!r}")
+    return message
+
+
+def check_optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def check_metadata(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"metadata must be a mapping or None, got {value!r}")
+    return dict(value)  # pyright: ignore[reportUnknownArgumentType]
+
+
+def check_seconds(name: str, value: object) -> float:
+    """`value` as a float number of seconds >= 0, or a TypeError/ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def check_timeout(value: object, name: str = "timeout") -> float:
+    """A timeout: a positive, finite number of seconds or a positive `timedelta`."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+        if seconds <= 0:
+            raise ValueError(f"{name} must be a positive duration, got {value!r}")
+        return seconds
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
+    if math.isnan(value) or math.isinf(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)

@@ -1,0 +1,125 @@
+"""The record of one operation: its status, why it was cancelled, and what it produced."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["CancelationReason", "OperationContext", "OperationStatus"]
+
+
+class OperationStatus(enum.Enum):
+    """Where an operation is in its life."""
+
+    PENDING = "pending"
+    """Built, not entered yet."""
+    RUNNING = "running"
+    """Inside its `async with` block."""
+    COMPLETED = "completed"
+    """The block finished normally."""
+    CANCELLED = "cancelled"
+    """The block was cancelled; `cancel_reason` says by what."""
+    FAILED = "failed"
+    """The block raised an exception; `error` holds its text."""
+
+
+class CancelationReason(enum.Enum):
+    """Why an operation was cancelled."""
+
+    TIMEOUT = "timeout"
+    """Its own deadline passed."""
+    MANUAL = "manual"
+    """Somebody called `cancel()` (the default reason of a token)."""
+    SIGNAL = "signal"
+    """An OS signal arrived."""
+    CONDITION = "condition"
+    """A condition or resource source fired."""
+    PARENT = "parent"
+    """A parent or an enclosing scope was cancelled."""
+    ERROR = "error"
+    """Cancelled because of an error elsewhere."""
+
+
+_TERMINAL = frozenset(
+    {OperationStatus.COMPLETED, OperationStatus.CANCELLED, OperationStatus.FAILED}
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True, eq=False)
+class OperationContext:
+    """What is known about one operation, readable during and after its block.
+
+    A `Cancelable` owns one and updates it as the block runs and ends; read it through
+    `cancel.context`, or through `err.context` on a `CancelationError`.
+    """
+
+    id: str
+    """The operation id (given, or a random UUID)."""
+    name: str | None = None
+    """A human-readable name, if one was given."""
+    status: OperationStatus = OperationStatus.PENDING
+    """Where the operation is in its life."""
+    start_time: datetime | None = None
+    """When the block was entered (UTC)."""
+    end_time: datetime | None = None
+    """When the block was left (UTC)."""
+    cancel_reason: CancelationReason | None = None
+    """Why it was cancelled; `None` unless `status` is `CANCELLED`."""
+    cancel_message: str | None = None
+    """The message that came with the cancellation."""
+    error: str | None = None
+    """`str()` of the exception that ended the block, when `status` is `FAILED`."""
+    partial_result: Any = None
+    """Whatever the operation saved before it ended (streams store their progress here)."""
+    metadata: dict[str, Any] = field(default_factory=dict[str, Any])
+    """Free-form data given at construction."""
+    parent_id: str | None = None
+    """The id of the parent operation, if any."""
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Time spent in the block so far, or in all once it ended; `None` before entry."""
+        if self.start_time is None:
+            return None
+        end = self.end_time if self.end_time is not None else _utcnow()
+        return end - self.start_time
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """`duration` in seconds."""
+        duration = self.duration
+        return None if duration is None else duration.total_seconds()
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the operation has ended, however it ended."""
+        return self.status in _TERMINAL
+
+    @property
+    def is_success(self) -> bool:
+        """True if the block finished normally."""
+        return self.status is OperationStatus.COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True if the block ended by cancellation."""
+        return self.status is OperationStatus.CANCELLED
+
+    def log_context(self) -> dict[str, Any]:
+        """A flat dict of plain values, for structured logging."""
+        return {
+            "operation_id": self.id,
+            "operation_name": self.name,
+            "status": self.status.value,
+            "cancel_reason": None if self.cancel_reason is None else self.cancel_reason.value,
+            "cancel_message": self.cancel_message,
+            "error": self.error,
+            "parent_id": self.parent_id,
+            "duration_seconds": self.duration_seconds,
+        }

@@ -1,0 +1,832 @@
+"""The exit table of SPEC section 2, row by row, and the life of a Cancelable, on every backend."""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import signal
+import threading
+import time
+import weakref
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from hother.cancelable import (
+    Cancelable,
+    CancelationError,
+    CancelationReason,
+    CancelationToken,
+    ManualCancelation,
+    OperationContext,
+    OperationStatus,
+    ParentCancelation,
+    TimeoutCancelation,
+    current_operation,
+)
+
+# A bound far above what any of these blocks needs, far below the 10 s they would take if the
+# cancellation were lost.
+PROMPT = 1.0
+
+
+def assert_unchained(err: BaseException) -> None:
+    """The error carries no backend cancellation exception with it."""
+    assert err.__cause__ is None
+    assert err.__context__ is None
+
+
+# -- row 1: the body finished ----------------------------------------------------------------
+
+
+async def test_completed_block_records_completed_and_raises_nothing() -> None:
+    async with Cancelable(name="job") as cancel:
+        assert cancel.is_running
+        await anyio.lowlevel.checkpoint()
+    assert cancel.context.status is OperationStatus.COMPLETED
+    assert cancel.is_completed
+    assert cancel.context.cancel_reason is None
+    assert cancel.context.error is None
+    assert not cancel.is_cancelled
+    assert cancel.context.duration_seconds is not None
+    assert cancel.context.duration_seconds >= 0
+
+
+async def test_timeout_that_does_not_expire_completes() -> None:
+    async with Cancelable.with_timeout(5) as cancel:
+        await anyio.sleep(0.01)
+    assert cancel.context.status is OperationStatus.COMPLETED
+
+
+# -- row 2: the body raised ------------------------------------------------------------------
+
+
+async def test_body_exception_arrives_bare_and_is_recorded() -> None:
+    with pytest.raises(ValueError, match="boom") as info:
+        async with Cancelable.with_timeout(5) as cancel:
+            await anyio.lowlevel.checkpoint()
+            raise ValueError("boom")
+    assert type(info.value) is ValueError
+    assert cancel.context.status is OperationStatus.FAILED
+    assert cancel.context.error == "boom"
+    assert cancel.context.cancel_reason is None
+
+
+async def test_body_exception_wins_over_a_pending_cancel_request() -> None:
+    token = CancelationToken()
+    with pytest.raises(KeyError):
+        async with Cancelable.with_token(token) as cancel:
+            await token.cancel()
+            raise KeyError("first")
+    assert cancel.context.status is OperationStatus.FAILED
+
+
+# -- row 3: own timeout ----------------------------------------------------------------------
+
+
+async def test_own_timeout_raises_timeout_cancelation() -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeoutCancelation) as info:
+        async with Cancelable.with_timeout(0.05) as cancel:
+            await anyio.sleep(10)
+    elapsed = time.monotonic() - start
+    assert 0.04 <= elapsed < PROMPT
+    err = info.value
+    assert isinstance(err, TimeoutError)
+    assert isinstance(err, Exception)
+    assert err.reason is CancelationReason.TIMEOUT
+    assert err.context is cancel.context
+    assert_unchained(err)
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.TIMEOUT
+    assert cancel.context.cancel_message == "operation timed out after 0.05 s"
+    assert cancel.is_cancelled
+
+
+async def test_timedelta_timeout() -> None:
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(timedelta(milliseconds=50)):
+            await anyio.sleep(10)
+
+
+async def test_timeout_counts_from_entry_not_construction() -> None:
+    cancel = Cancelable.with_timeout(0.2)
+    await anyio.sleep(0.3)
+    async with cancel:
+        await anyio.sleep(0.05)
+    assert cancel.context.status is OperationStatus.COMPLETED
+
+
+async def test_partial_result_is_at_hand_after_a_timeout() -> None:
+    done: list[int] = []
+    try:
+        async with Cancelable.with_timeout(0.1) as cancel:
+            cancel.context.partial_result = done
+            for i in range(1000):
+                await anyio.sleep(0.01)
+                done.append(i)
+    except Exception as err:  # the seed's pattern: a cancellation is an Exception
+        assert isinstance(err, TimeoutCancelation)
+        assert err.context is not None
+        assert err.context.partial_result is done
+    assert 0 < len(done) < 1000
+
+
+async def test_timeout_without_raising_ends_quietly() -> None:
+    async with Cancelable.with_timeout(0.05, raise_on_cancel=False) as cancel:
+        await anyio.sleep(10)
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.TIMEOUT
+    assert cancel.is_cancelled
+
+
+# -- row 4: own token, cancel() and cancel_sync() -------------------------------------------
+
+
+async def test_token_cancel_from_another_task() -> None:
+    token = CancelationToken()
+
+    async def cancel_later() -> None:
+        await anyio.sleep(0.05)
+        assert await token.cancel(message="stop now")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancel_later)
+        with pytest.raises(ManualCancelation) as info:
+            async with Cancelable.with_token(token) as cancel:
+                await anyio.sleep(10)
+    assert_unchained(info.value)
+    assert info.value.message == "stop now"
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.MANUAL
+    assert cancel.context.cancel_message == "stop now"
+
+
+@pytest.mark.parametrize(
+    ("reason", "error_type"),
+    [
+        (CancelationReason.MANUAL, ManualCancelation),
+        (CancelationReason.TIMEOUT, TimeoutCancelation),
+        (CancelationReason.PARENT, ParentCancelation),
+        (CancelationReason.ERROR, CancelationError),
+    ],
+)
+async def test_token_reason_picks_the_exception(
+    reason: CancelationReason, error_type: type[CancelationError]
+) -> None:
+    token = CancelationToken()
+    with pytest.raises(error_type) as info:
+        async with Cancelable.with_token(token) as cancel:
+            await token.cancel(reason, "why")
+            await anyio.sleep(10)
+    assert info.value.reason is reason
+    assert cancel.context.cancel_reason is reason
+
+
+async def test_operation_cancel_inside_the_block() -> None:
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as cancel:
+            assert await cancel.cancel(message="enough")
+            assert cancel.is_cancelled
+            await anyio.sleep(10)
+    assert cancel.context.cancel_message == "enough"
+
+
+async def test_cancel_sync_inside_the_block_takes_effect_at_a_checkpoint() -> None:
+    start = time.monotonic()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as cancel:
+            assert cancel.cancel_sync()
+            assert cancel.is_cancelled
+            await anyio.sleep(10)
+    assert time.monotonic() - start < PROMPT
+
+
+async def test_cancel_sync_from_a_plain_thread_ends_the_block_promptly() -> None:
+    token = CancelationToken()
+    delay = 0.1
+    timer = threading.Timer(delay, token.cancel_sync, kwargs={"message": "from thread"})
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(ManualCancelation, match="from thread"):
+            async with Cancelable.with_token(token):
+                await anyio.sleep(10)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < delay + PROMPT
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs SIGUSR1")
+async def test_cancel_sync_from_a_signal_handler_ends_the_block_promptly() -> None:
+    token = CancelationToken()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: token.cancel_sync())
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(ManualCancelation):
+            async with Cancelable.with_token(token):
+                await anyio.sleep(10)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    assert time.monotonic() - start < 0.1 + PROMPT
+
+
+async def test_cancel_before_entry_cancels_at_the_first_checkpoint() -> None:
+    cancel = Cancelable()
+    assert await cancel.cancel(message="early")
+    with pytest.raises(ManualCancelation, match="early"):
+        async with cancel:
+            await anyio.sleep(10)
+
+
+async def test_already_cancelled_token_cancels_at_the_first_checkpoint() -> None:
+    token = CancelationToken()
+    token.cancel_sync()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable.with_token(token):
+            await anyio.sleep(10)
+
+
+async def test_token_without_raising_ends_quietly() -> None:
+    token = CancelationToken()
+    async with Cancelable.with_token(token, raise_on_cancel=False) as cancel:
+        await token.cancel()
+        await anyio.sleep(10)
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.MANUAL
+
+
+async def test_check_cancelation_raises_the_operations_error() -> None:
+    with pytest.raises(ManualCancelation) as info:
+        async with Cancelable() as cancel:
+            await cancel.check_cancelation()  # not cancelled: a plain checkpoint
+            cancel.cancel_sync()
+            await cancel.check_cancelation()
+    assert info.value.context is cancel.context
+    assert cancel.context.status is OperationStatus.CANCELLED
+
+
+async def test_check_cancelation_without_raising_ends_quietly() -> None:
+    async with Cancelable(raise_on_cancel=False) as cancel:
+        await cancel.cancel()
+        await cancel.check_cancelation()
+        pytest.fail("check_cancelation() should have ended the block")
+    assert cancel.context.cancel_reason is CancelationReason.MANUAL
+
+
+# -- first request wins ----------------------------------------------------------------------
+
+
+async def test_first_request_wins() -> None:
+    token = CancelationToken()
+    with pytest.raises(ManualCancelation, match="first"):
+        async with Cancelable.with_token(token) as cancel:
+            assert await token.cancel(message="first")
+            assert not await cancel.cancel(CancelationReason.ERROR, "second")
+            assert not await token.cancel(CancelationReason.TIMEOUT, "third")
+            await anyio.sleep(10)
+    assert cancel.context.cancel_message == "first"
+    assert token.message == "first"
+
+
+async def test_request_after_the_deadline_expired_reports_the_timeout() -> None:
+    token = CancelationToken()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_token(token).combine(Cancelable.with_timeout(0.05)) as cancel:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.1)  # the deadline passes while shielded
+            await token.cancel()  # later than the deadline
+            await anyio.sleep(10)
+    assert cancel.context.cancel_reason is CancelationReason.TIMEOUT
+
+
+# -- rows 7 and 8: parents and enclosing scopes ---------------------------------------------
+
+
+async def test_linked_parent_that_does_not_enclose_raises_parent_cancelation() -> None:
+    parent = Cancelable(name="parent")
+    child = Cancelable(name="child", parent=parent)
+    assert child.context.parent_id == parent.operation_id
+    assert child.parent is parent
+
+    async def cancel_parent() -> None:
+        await anyio.sleep(0.05)
+        await parent.cancel(message="parent stops")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancel_parent)
+        with pytest.raises(ParentCancelation) as info:
+            async with child:
+                await anyio.sleep(10)
+    assert info.value.parent_id == parent.operation_id
+    assert_unchained(info.value)
+    assert child.context.cancel_reason is CancelationReason.PARENT
+
+
+async def test_enclosing_move_on_after_wins_untouched() -> None:
+    start = time.monotonic()
+    with anyio.move_on_after(0.05) as outer:
+        async with Cancelable.with_timeout(10) as cancel:
+            await anyio.sleep(10)
+        pytest.fail("the outer scope's cancellation must leave the block")
+    assert outer.cancelled_caught
+    assert time.monotonic() - start < PROMPT
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.PARENT
+
+
+async def test_enclosing_scope_cancellation_is_not_converted() -> None:
+    cancelled = anyio.get_cancelled_exc_class()
+    seen: list[BaseException] = []
+    with anyio.CancelScope() as outer:
+        try:
+            async with Cancelable() as cancel:
+                outer.cancel()
+                await anyio.sleep(10)
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+    assert outer.cancelled_caught
+    assert len(seen) == 1
+    assert isinstance(seen[0], cancelled)
+    assert not isinstance(seen[0], CancelationError)
+    assert cancel.context.cancel_reason is CancelationReason.PARENT
+
+
+async def test_enclosing_cancelable_cancels_the_inner_one_with_the_backend_exception() -> None:
+    cancelled = anyio.get_cancelled_exc_class()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as outer:
+            with pytest.raises(cancelled):
+                async with Cancelable.with_timeout(10, parent=outer) as inner:
+                    await anyio.sleep(10)
+            assert inner.is_cancelled
+            await anyio.sleep(10)  # the outer cancellation lands again here
+    assert inner.context.cancel_reason is CancelationReason.PARENT
+    assert outer.context.cancel_reason is CancelationReason.TIMEOUT
+
+
+async def test_inner_timeout_does_not_touch_the_outer_operation() -> None:
+    async with Cancelable.with_timeout(5) as outer:
+        with pytest.raises(TimeoutCancelation):
+            async with Cancelable.with_timeout(0.05) as inner:
+                await anyio.sleep(10)
+        await anyio.lowlevel.checkpoint()
+    assert inner.context.cancel_reason is CancelationReason.TIMEOUT
+    assert outer.context.status is OperationStatus.COMPLETED
+
+
+async def test_enclosing_task_group_cancellation_is_not_converted() -> None:
+    cancelled = anyio.get_cancelled_exc_class()
+    operations: list[Cancelable] = []
+    seen: list[BaseException] = []
+
+    async def worker() -> None:
+        try:
+            async with Cancelable() as cancel:
+                operations.append(cancel)
+                await anyio.sleep(10)
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+
+    async def failing_sibling() -> None:
+        await anyio.sleep(0.05)
+        raise KeyError("sibling")
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker)
+            tg.start_soon(failing_sibling)
+    assert info.group_contains(KeyError)
+    assert not info.group_contains(CancelationError)
+    assert isinstance(seen[0], cancelled)
+    assert operations[0].context.cancel_reason is CancelationReason.PARENT
+
+
+async def test_timeout_in_one_task_propagates_through_its_task_group() -> None:
+    sibling_finished = anyio.Event()
+
+    async def timed() -> None:
+        async with Cancelable.with_timeout(0.05):
+            await anyio.sleep(10)
+
+    async def sibling() -> None:
+        await anyio.sleep(0.2)
+        sibling_finished.set()
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(timed)
+            tg.start_soon(sibling)
+    assert info.group_contains(TimeoutCancelation)
+    assert not sibling_finished.is_set()  # the task group cancelled it, as for any error
+
+
+async def test_quiet_timeout_in_one_task_leaves_its_sibling_running() -> None:
+    results: list[str] = []
+
+    async def timed() -> None:
+        async with Cancelable.with_timeout(0.05, raise_on_cancel=False) as cancel:
+            await anyio.sleep(10)
+        results.append(f"timed: {cancel.context.cancel_reason}")
+
+    async def sibling() -> None:
+        await anyio.sleep(0.2)
+        results.append("sibling done")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(timed)
+        tg.start_soon(sibling)
+    assert results == [f"timed: {CancelationReason.TIMEOUT}", "sibling done"]
+
+
+# -- combine ---------------------------------------------------------------------------------
+
+
+async def test_combine_earliest_timeout_wins() -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(5).combine(Cancelable.with_timeout(0.2)):
+            await anyio.sleep(10)
+    assert 0.18 <= time.monotonic() - start < 0.2 + PROMPT
+
+
+async def test_combine_is_cancelled_by_any_member_with_its_reason() -> None:
+    first, second = CancelationToken(), CancelationToken()
+    with pytest.raises(ManualCancelation, match="second"):
+        async with Cancelable.with_token(first).combine(Cancelable.with_token(second)) as cancel:
+            await second.cancel(message="second")
+            await anyio.sleep(10)
+    assert cancel.context.cancel_reason is CancelationReason.MANUAL
+    assert first.callback_count == 0
+    assert second.callback_count == 0
+
+
+async def test_combine_is_cancelled_when_an_original_is_cancelled() -> None:
+    original = Cancelable.with_timeout(5)
+    combined = original.combine(Cancelable())
+    with pytest.raises(ManualCancelation):
+        async with combined:
+            await original.cancel()
+            await anyio.sleep(10)
+
+
+# -- current_operation() ---------------------------------------------------------------------
+
+
+async def test_current_operation_is_restored_after_every_kind_of_exit() -> None:
+    assert current_operation() is None
+    async with Cancelable() as outer:
+        assert current_operation() is outer
+        async with Cancelable() as inner:
+            assert current_operation() is inner
+        assert current_operation() is outer
+        with pytest.raises(ValueError):
+            async with Cancelable():
+                raise ValueError
+        assert current_operation() is outer
+        with pytest.raises(TimeoutCancelation):
+            async with Cancelable.with_timeout(0.01):
+                await anyio.sleep(10)
+        assert current_operation() is outer
+        async with Cancelable.with_timeout(0.01, raise_on_cancel=False):
+            await anyio.sleep(10)
+        assert current_operation() is outer
+        with anyio.move_on_after(0.01):
+            async with Cancelable():
+                await anyio.sleep(10)
+        assert current_operation() is outer
+    assert current_operation() is None
+
+
+async def test_current_operation_is_seen_by_tasks_started_in_the_block() -> None:
+    seen: list[Cancelable | None] = []
+
+    async def child() -> None:
+        seen.append(current_operation())
+
+    async with Cancelable() as cancel, anyio.create_task_group() as tg:
+        tg.start_soon(child)
+    assert seen == [cancel]
+
+
+# -- callbacks and progress ------------------------------------------------------------------
+
+
+async def test_callbacks_fire_once_in_order_of_life() -> None:
+    events: list[str] = []
+
+    async def on_cancel(context: OperationContext) -> None:
+        await anyio.lowlevel.checkpoint()  # async callbacks run shielded
+        events.append(f"cancel:{context.cancel_reason}")
+
+    with pytest.raises(TimeoutCancelation):
+        async with (
+            Cancelable.with_timeout(0.05)
+            .on_start(lambda ctx: events.append(f"start:{ctx.status}"))
+            .on_complete(lambda ctx: events.append("complete"))
+            .on_cancel(on_cancel)
+            .on_error(lambda ctx, exc: events.append("error"))
+        ):
+            await anyio.sleep(10)
+    assert events == [f"start:{OperationStatus.RUNNING}", f"cancel:{CancelationReason.TIMEOUT}"]
+
+
+async def test_on_complete_and_on_error() -> None:
+    events: list[Any] = []
+    async with Cancelable().on_complete(lambda ctx: events.append(ctx.status)):
+        pass
+    with pytest.raises(ValueError):
+        async with Cancelable().on_error(lambda ctx, exc: events.append((ctx.status, exc))):
+            raise ValueError("bad")
+    assert events[0] is OperationStatus.COMPLETED
+    assert events[1][0] is OperationStatus.FAILED
+    assert isinstance(events[1][1], ValueError)
+
+
+async def test_failing_callback_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(context: OperationContext) -> None:
+        raise RuntimeError("callback bug")
+
+    async with Cancelable().on_start(broken).on_complete(broken) as cancel:
+        pass
+    assert cancel.context.status is OperationStatus.COMPLETED
+    failures = [r for r in caplog.records if r.exc_info and "callback bug" in str(r.exc_info[1])]
+    assert len(failures) == 2
+
+
+async def test_exit_callbacks_run_despite_an_outer_cancellation() -> None:
+    ran: list[str] = []
+
+    async def slow_on_cancel(context: OperationContext) -> None:
+        await anyio.sleep(0.05)
+        ran.append("on_cancel finished")
+
+    with anyio.move_on_after(0.02):
+        async with Cancelable().on_cancel(slow_on_cancel):
+            await anyio.sleep(10)
+    assert ran == ["on_cancel finished"]
+
+
+async def test_report_progress_calls_sync_and_async_callbacks() -> None:
+    seen: list[Any] = []
+
+    async def async_cb(op_id: str, message: Any, meta: dict[str, Any] | None) -> None:
+        seen.append(("async", op_id, message, meta))
+
+    async with (
+        Cancelable(operation_id="op-1")
+        .on_progress(lambda op_id, msg, meta: seen.append(("sync", op_id, msg, meta)))
+        .on_progress(async_cb) as cancel
+    ):
+        await cancel.report_progress("Processed 10 items", {"count": 10})
+    assert seen == [
+        ("sync", "op-1", "Processed 10 items", {"count": 10}),
+        ("async", "op-1", "Processed 10 items", {"count": 10}),
+    ]
+
+
+# -- inside the block: shield, wrap, is_cancelled ------------------------------------------
+
+
+async def test_shield_protects_a_section_then_the_cancellation_lands() -> None:
+    steps: list[str] = []
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as cancel:
+            with cancel.shield():
+                await anyio.sleep(0.1)
+                steps.append("shielded work done")
+            async with cancel.shield():
+                steps.append("async with works too")
+            await anyio.sleep(10)
+    assert steps == ["shielded work done", "async with works too"]
+
+
+async def test_wrap_checks_cancelation_before_each_call() -> None:
+    calls: list[int] = []
+
+    async def attempt(n: int) -> int:
+        calls.append(n)
+        return n * 2
+
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as cancel:
+            wrapped = cancel.wrap(attempt)
+            assert wrapped.__name__ == "attempt"
+            assert await wrapped(1) == 2
+            async with cancel.wrapping() as call:
+                assert await call(attempt, 2) == 4
+                await cancel.cancel()
+                await call(attempt, 3)
+    assert calls == [1, 2]
+
+
+async def test_is_cancelled_stops_a_polling_loop() -> None:
+    token = CancelationToken()
+    rounds = 0
+    async with Cancelable.with_token(token, raise_on_cancel=False) as cancel:
+        while not cancel.is_cancelled:
+            rounds += 1
+            if rounds == 3:
+                token.cancel_sync()
+    assert rounds == 3
+
+
+async def test_is_cancelled_sees_an_expired_deadline_and_an_enclosing_cancel() -> None:
+    async with Cancelable.with_timeout(0.05, raise_on_cancel=False) as cancel:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.1)
+            assert cancel.is_cancelled
+    async with Cancelable(raise_on_cancel=False) as outer, Cancelable() as inner:
+        outer.cancel_sync()
+        assert inner.is_cancelled
+
+
+async def test_own_token_reflects_the_operation() -> None:
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as cancel:
+            token = cancel.token
+            assert not token.is_cancelled
+            await anyio.sleep(10)
+    assert token.is_cancelled
+    assert token.reason is CancelationReason.TIMEOUT
+    with pytest.raises(TimeoutCancelation):
+        token.check()
+
+
+# -- tokens across loops and threads ---------------------------------------------------------
+
+MODULE_TOKEN = CancelationToken()  # built at import time, before any event loop
+
+
+def test_module_level_token_serves_asyncio_then_trio() -> None:
+    results: list[str] = []
+
+    async def run_once() -> None:
+        async with Cancelable.with_token(MODULE_TOKEN) as cancel:
+            await anyio.lowlevel.checkpoint()
+        results.append(cancel.context.status.value)
+
+    anyio.run(run_once, backend="asyncio")
+    anyio.run(run_once, backend="trio")
+    assert results == ["completed", "completed"]
+    assert MODULE_TOKEN.callback_count == 0
+
+    async def cancelled_once() -> None:
+        async with Cancelable.with_token(MODULE_TOKEN, raise_on_cancel=False) as cancel:
+            MODULE_TOKEN.cancel_sync()
+            await anyio.sleep(10)
+        results.append(str(cancel.context.cancel_reason))
+
+    try:
+        anyio.run(cancelled_once, backend="trio")
+        anyio.run(cancelled_once, backend="asyncio")  # already cancelled: ends at once
+    finally:
+        MODULE_TOKEN.__init__()  # type: ignore[misc]  # leave a fresh token for reruns
+    assert results[2:] == [str(CancelationReason.MANUAL)] * 2
+
+
+def test_one_token_cancels_operations_on_two_loops_at_once() -> None:
+    token = CancelationToken()
+    ready = threading.Barrier(3)
+    outcomes: list[str] = []
+
+    def run(backend: str) -> None:
+        async def main() -> None:
+            async with Cancelable.with_token(token, raise_on_cancel=False) as cancel:
+                ready.wait()
+                await anyio.sleep(10)
+            outcomes.append(f"{backend}:{cancel.context.cancel_reason}")
+
+        anyio.run(main, backend=backend)
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in ("asyncio", "trio")]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    token.cancel_sync()
+    for thread in threads:
+        thread.join(5)
+    assert time.monotonic() - start < 0.1 + PROMPT
+    assert sorted(outcomes) == [
+        f"asyncio:{CancelationReason.MANUAL}",
+        f"trio:{CancelationReason.MANUAL}",
+    ]
+
+
+async def test_ten_thousand_operations_leave_a_long_lived_token_clean() -> None:
+    token = CancelationToken()
+    alive: weakref.WeakSet[Cancelable] = weakref.WeakSet()
+    for _ in range(10_000):
+        async with Cancelable.with_token(token) as cancel:
+            alive.add(cancel)
+    del cancel
+    gc.collect()
+    assert token.callback_count == 0
+    assert len(alive) == 0
+
+
+async def test_cancelled_operations_are_not_kept_alive() -> None:
+    token = CancelationToken()
+    alive: weakref.WeakSet[Cancelable] = weakref.WeakSet()
+    for _ in range(100):
+        async with Cancelable.with_token(token).combine(Cancelable.with_timeout(5)) as cancel:
+            alive.add(cancel)
+            cancel.cancel_sync()
+            with pytest.raises(ManualCancelation):
+                await cancel.check_cancelation()
+            break
+    del cancel
+    await anyio.sleep(0.01)  # let the queued wake-up run
+    gc.collect()
+    assert len(alive) == 0
+
+
+# -- one block only, one task only -------------------------------------------------------------
+
+
+async def test_entering_twice_is_refused_and_harmless() -> None:
+    cancel = Cancelable()
+    async with cancel:
+        with pytest.raises(RuntimeError, match="already entered"):
+            async with cancel:
+                pass
+        assert cancel.is_running
+        assert current_operation() is cancel
+    assert cancel.is_completed
+    with pytest.raises(RuntimeError, match="already entered"):
+        await cancel.__aenter__()
+    assert cancel.is_completed
+
+
+async def test_exit_in_another_task_is_refused_and_corrupts_nothing() -> None:
+    errors: list[BaseException] = []
+    async with Cancelable() as cancel:
+
+        async def intruder() -> None:
+            try:
+                await cancel.__aexit__(None, None, None)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(intruder)
+        assert cancel.is_running
+        assert current_operation() is cancel
+    assert "task that entered it" in str(errors[0])
+    assert cancel.is_completed
+    assert current_operation() is None
+
+
+async def test_exit_out_of_order_is_refused() -> None:
+    outer, inner = Cancelable(), Cancelable()
+    await outer.__aenter__()
+    await inner.__aenter__()
+    with pytest.raises(RuntimeError, match="innermost"):
+        await outer.__aexit__(None, None, None)
+    await inner.__aexit__(None, None, None)
+    await outer.__aexit__(None, None, None)
+    assert outer.is_completed
+    assert inner.is_completed
+
+
+# -- OperationContext ------------------------------------------------------------------------
+
+
+async def test_operation_context_fields() -> None:
+    async with Cancelable(operation_id="op-7", name="load", metadata={"k": 1}) as cancel:
+        context = cancel.context
+        assert context.status is OperationStatus.RUNNING
+        assert not context.is_terminal
+    assert context.id == cancel.operation_id == "op-7"
+    assert context.name == "load"
+    assert context.metadata == {"k": 1}
+    assert context.is_terminal
+    assert context.is_success
+    assert not context.is_cancelled
+    assert context.start_time is not None
+    assert context.end_time is not None
+    assert context.end_time >= context.start_time
+    log = context.log_context()
+    assert log["operation_id"] == "op-7"
+    assert log["status"] == "completed"
+    assert math.isfinite(log["duration_seconds"])
+    assert "op-7" in repr(cancel)
+
+
+def test_pending_context_has_no_duration() -> None:
+    cancel = Cancelable()
+    assert cancel.context.status is OperationStatus.PENDING
+    assert cancel.context.duration is None
+    assert cancel.context.duration_seconds is None
+    assert not cancel.is_cancelled
+    assert len(cancel.operation_id) == 36  # a UUID
