@@ -489,9 +489,9 @@ async def test_current_operation_is_restored_after_every_kind_of_exit() -> None:
         async with Cancelable() as inner:
             assert current_operation() is inner
         assert current_operation() is outer
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="body"):
             async with Cancelable():
-                raise ValueError
+                raise ValueError("body")
         assert current_operation() is outer
         with pytest.raises(TimeoutCancelation):
             async with Cancelable.with_timeout(0.01):
@@ -544,7 +544,7 @@ async def test_on_complete_and_on_error() -> None:
     events: list[Any] = []
     async with Cancelable().on_complete(lambda ctx: events.append(ctx.status)):
         pass
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad"):
         async with Cancelable().on_error(lambda ctx, exc: events.append((ctx.status, exc))):
             raise ValueError("bad")
     assert events[0] is OperationStatus.COMPLETED
@@ -830,3 +830,38 @@ def test_pending_context_has_no_duration() -> None:
     assert cancel.context.duration_seconds is None
     assert not cancel.is_cancelled
     assert len(cancel.operation_id) == 36  # a UUID
+
+
+# -- deadlines that pass during blocking work ---------------------------------------------------
+
+
+async def test_request_after_a_deadline_passed_in_blocking_code_ends_the_block() -> None:
+    cancel = Cancelable.with_timeout(0.05)
+    with pytest.raises(TimeoutCancelation):
+        async with cancel:
+            time.sleep(0.1)  # noqa: ASYNC251  # the deadline passes while the loop is blocked
+            assert not await cancel.cancel(message="too late")
+            await anyio.sleep(10)
+    assert cancel.context.cancel_reason is CancelationReason.TIMEOUT
+
+
+async def test_check_cancelation_sees_a_deadline_passed_in_blocking_code() -> None:
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as cancel:
+            time.sleep(0.1)  # noqa: ASYNC251  # blocking work
+            await cancel.check_cancelation()
+
+
+async def test_block_finishing_after_its_deadline_without_a_checkpoint_completes() -> None:
+    async with Cancelable.with_timeout(0.05) as cancel:
+        time.sleep(0.1)  # noqa: ASYNC251  # blocking work
+    # Like anyio.fail_after: no checkpoint, no cancellation; but the deadline was due.
+    assert cancel.context.status is OperationStatus.COMPLETED
+    assert cancel.is_cancelled
+
+
+async def test_trio_scope_exit_is_not_mistaken_for_a_timeout() -> None:
+    async with Cancelable.with_timeout(1.0) as cancel:
+        await anyio.sleep(0.01)
+    assert cancel.context.status is OperationStatus.COMPLETED
+    assert not cancel.is_cancelled

@@ -439,10 +439,15 @@ class Cancelable:
         """
         if self._context.is_terminal:
             return False
+        won = True
         if self._deadline_passed():
-            # Only the deadline cancels without a request; having passed, it came first.
-            self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-            return False
+            # The deadline has passed, so it came first, even if its timer has not fired yet.
+            reason, message, details, won = (
+                CancelationReason.TIMEOUT,
+                self._timeout_message(),
+                None,
+                False,
+            )
         if not self._record(reason, message, details):
             return False
         waker = self._waker  # read after the append: __aenter__ sets it, then looks at requests
@@ -451,7 +456,7 @@ class Cancelable:
                 self._trip()
             else:
                 waker.call_soon(self._trip)
-        return True
+        return won
 
     def _record(
         self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
@@ -519,16 +524,18 @@ class Cancelable:
         return self
 
     def _arm_links(self) -> None:
+        links = self._links
         parent = self._parent
         if parent is not None and not self._is_enclosed_by(parent):
-            self._link(
-                parent.token,
+            parent_link = _OperationLink(
+                self,
                 CancelationReason.PARENT,
                 f"parent operation {parent.operation_id} was cancelled",
                 {"parent_id": parent.operation_id},
             )
+            links = [*links, (parent.token, parent_link)]
         registrations = self._registrations
-        for token, link in self._links:
+        for token, link in links:
             if token.is_cancelled:
                 link.fire(token, True)
             else:
@@ -612,6 +619,9 @@ class Cancelable:
             status = OperationStatus.FAILED
             context.error = str(exc)
 
+        if status is OperationStatus.COMPLETED and not self._requests and self._deadline_passed():
+            # Finished without a checkpoint after its deadline: completed, yet it was due.
+            self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
         context.status = status
         context.end_time = datetime.now(UTC)
         if status is OperationStatus.CANCELLED:
@@ -645,6 +655,8 @@ class Cancelable:
         When an enclosing scope cancelled it, the backend's cancellation is raised instead, as
         at any checkpoint.
         """
+        if not self._requests and self._deadline_passed():
+            self._request(CancelationReason.TIMEOUT, self._timeout_message(), None, True)
         if self._requests:
             raise self._error()
         await anyio.lowlevel.checkpoint()
