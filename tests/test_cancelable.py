@@ -865,3 +865,64 @@ async def test_trio_scope_exit_is_not_mistaken_for_a_timeout() -> None:
         await anyio.sleep(0.01)
     assert cancel.context.status is OperationStatus.COMPLETED
     assert not cancel.is_cancelled
+
+
+# -- parents in other tasks -------------------------------------------------------------------
+
+
+async def test_child_in_a_task_group_outside_the_parent_block_gets_parent_cancelation() -> None:
+    outcomes: list[BaseException] = []
+
+    async def child(parent: Cancelable) -> None:
+        try:
+            async with Cancelable(parent=parent):
+                await anyio.sleep(10)
+        except CancelationError as err:
+            outcomes.append(err)
+
+    with anyio.fail_after(5):
+        # The task group is entered first: it is outside the parent's block.
+        async with anyio.create_task_group() as tg, Cancelable(raise_on_cancel=False) as job:
+            tg.start_soon(child, job)
+            await anyio.sleep(0.01)
+            await job.cancel()
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0], ParentCancelation)
+    assert outcomes[0].parent_id == job.operation_id
+
+
+async def test_child_in_a_task_group_inside_the_parent_block_gets_the_backend_exception() -> None:
+    cancelled = anyio.get_cancelled_exc_class()
+    seen: list[BaseException] = []
+    children: list[Cancelable] = []
+
+    async def child(parent: Cancelable) -> None:
+        try:
+            async with Cancelable(parent=parent) as cancel:
+                children.append(cancel)
+                await anyio.sleep(10)
+        except BaseException as exc:
+            seen.append(exc)
+            raise
+
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as job, anyio.create_task_group() as tg:
+            tg.start_soon(child, job)
+            await anyio.sleep(0.01)
+            await job.cancel()
+            await anyio.sleep(10)
+    assert len(seen) == 1
+    assert isinstance(seen[0], cancelled)
+    assert children[0].context.cancel_reason is CancelationReason.PARENT
+
+
+async def test_nested_child_with_parent_gets_the_backend_exception() -> None:
+    cancelled = anyio.get_cancelled_exc_class()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as job:
+            with pytest.raises(cancelled):
+                async with Cancelable(parent=job) as inner:
+                    await job.cancel()
+                    await anyio.sleep(10)
+            assert inner.context.cancel_reason is CancelationReason.PARENT
+            await anyio.sleep(10)

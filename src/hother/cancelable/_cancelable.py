@@ -39,6 +39,7 @@ T = TypeVar("T")
 _current: ContextVar[Cancelable | None] = ContextVar("hother.cancelable.current", default=None)
 
 _INF = float("inf")
+_PARENT_KEY = "parent_id"  # in a request's details: it came from the parent link
 
 
 def current_operation() -> Cancelable | None:
@@ -134,7 +135,8 @@ class Cancelable:
         name: a human-readable name.
         parent: a parent operation; cancelling it cancels this one (reason `PARENT`).
         metadata: free-form data stored in `context.metadata`.
-        register_globally: list the operation in the process-wide registry while it runs.
+        register_globally: list the operation in the process-wide operation registry while
+            it runs (accepted now; the registry arrives in a later release).
         raise_on_cancel: raise a `CancelationError` when its own sources cancel it (the
             default), or end the block quietly like `anyio.move_on_after`.
 
@@ -456,20 +458,24 @@ class Cancelable:
                 self._trip()
             else:
                 waker.call_soon(self._trip)
+        self._notify_token()
         return won
 
     def _record(
         self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
     ) -> bool:
-        """Append a request; True if it is the first, which then also cancels `token`."""
+        """Append a request; True if it is the first."""
         request = _Request(reason, message, details)
         requests = self._requests
         requests.append(request)
-        if requests[0] is not request:
-            return False
-        if self._token is not None:
-            self._token._request(reason, message, False)  # pyright: ignore[reportPrivateUsage]
-        return True
+        return requests[0] is request
+
+    def _notify_token(self) -> None:
+        # Children linked to this operation listen on its token: tell them after the own scope.
+        token = self._token
+        if token is not None and not token.is_cancelled:
+            first = self._requests[0]
+            token._request(first.reason, first.message, False)  # pyright: ignore[reportPrivateUsage]
 
     def _trip(self) -> None:
         scope = self._scope
@@ -526,12 +532,12 @@ class Cancelable:
     def _arm_links(self) -> None:
         links = self._links
         parent = self._parent
-        if parent is not None and not self._is_enclosed_by(parent):
+        if parent is not None:
             parent_link = _OperationLink(
                 self,
                 CancelationReason.PARENT,
                 f"parent operation {parent.operation_id} was cancelled",
-                {"parent_id": parent.operation_id},
+                {_PARENT_KEY: parent.operation_id},
             )
             links = [*links, (parent.token, parent_link)]
         registrations = self._registrations
@@ -540,15 +546,6 @@ class Cancelable:
                 link.fire(token, True)
             else:
                 registrations.append(token._add(link))  # pyright: ignore[reportPrivateUsage]
-
-    def _is_enclosed_by(self, operation: Cancelable) -> bool:
-        # A running parent whose block holds this one cancels it through its own scope.
-        enclosing = self._enclosing
-        while enclosing is not None:
-            if enclosing is operation:
-                return True
-            enclosing = enclosing._enclosing
-        return False
 
     async def __aexit__(
         self,
@@ -600,6 +597,14 @@ class Cancelable:
         if caught:
             if not self._requests:  # nothing asked for it: the deadline did
                 self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            if _PARENT_KEY in (self._requests[0].details or ()):
+                try:
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+                except anyio.get_cancelled_exc_class():
+                    # The parent's scope encloses this block: its cancellation goes on,
+                    # untouched, to the scope that owns it (row 8 of the exit table).
+                    await self._finish(OperationStatus.CANCELLED, None)
+                    raise
             status = OperationStatus.CANCELLED
             if self._raise_on_cancel:
                 raising = self._error()
@@ -622,11 +627,23 @@ class Cancelable:
         if status is OperationStatus.COMPLETED and not self._requests and self._deadline_passed():
             # Finished without a checkpoint after its deadline: completed, yet it was due.
             self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+        await self._finish(status, exc)
+        if raising is not None:
+            _raise_unchained(raising)
+        if replaced is not None:
+            raise replaced
+        return suppress
+
+    async def _finish(self, status: OperationStatus, exc: BaseException | None) -> None:
+        """Record how the block ended and run the exit callbacks, shielded."""
+        context = self._context
         context.status = status
         context.end_time = datetime.now(UTC)
         if status is OperationStatus.CANCELLED:
             first = self._requests[0]
             context.cancel_reason, context.cancel_message = first.reason, first.message
+        if self._requests:
+            self._notify_token()
         self._waker = None
         if self._callbacks is not None:
             if status is OperationStatus.COMPLETED:
@@ -636,12 +653,6 @@ class Cancelable:
             else:
                 assert exc is not None
                 await self._run_callbacks("error", context, exc)
-
-        if raising is not None:
-            _raise_unchained(raising)
-        if replaced is not None:
-            raise replaced
-        return suppress
 
     def _error(self) -> CancelationError:
         first = self._requests[0]
