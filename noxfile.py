@@ -74,7 +74,7 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def examples(session: nox.Session) -> None:
     """Run every script in examples/ on asyncio and on trio; fail if one fails."""
-    session.install(".[trio]")
+    session.install(".[trio,resources]")
     scripts = sorted((ROOT / "examples").glob("*.py"))
     if not scripts:
         session.error("no example scripts found in examples/")

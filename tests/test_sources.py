@@ -102,3 +102,20 @@ async def test_sources_cannot_be_added_once_entered() -> None:
 def test_add_source_rejects_other_objects() -> None:
     with pytest.raises(TypeError, match="source must be a CancelationSource, got 42"):
         Cancelable().add_source(42)  # type: ignore[arg-type]
+
+
+class NamesAReservedDetail(CancelationSource):
+    async def watch(self) -> None:
+        self.trigger_cancelation("stop", reason="disk full")
+
+
+async def test_a_detail_named_like_an_exception_attribute_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with Cancelable().add_source(NamesAReservedDetail()) as cancel:
+        await anyio.sleep(0.02)
+    assert cancel.context.status is OperationStatus.COMPLETED
+    errors = [str(r.exc_info[1]) for r in caplog.records if r.exc_info]
+    assert errors == [
+        "details must not be named reason: the exception already has those attributes"
+    ]

@@ -14,22 +14,38 @@ from ._exceptions import (
     TimeoutCancelation,
 )
 from ._token import CallbackRegistration, CancelationToken, LinkedCancelationToken
-from .sources import CancelationSource
+from .sources import (
+    AllOfSource,
+    AnyOfSource,
+    CancelationSource,
+    CompositeSource,
+    ConditionSource,
+    ResourceConditionSource,
+    SignalSource,
+    TimeoutSource,
+)
 
 __all__ = [
+    "AllOfSource",
+    "AnyOfSource",
     "CallbackRegistration",
     "Cancelable",
     "CancelationError",
     "CancelationReason",
     "CancelationSource",
     "CancelationToken",
+    "CompositeSource",
     "ConditionCancelation",
+    "ConditionSource",
     "LinkedCancelationToken",
     "ManualCancelation",
     "OperationContext",
     "OperationStatus",
     "ParentCancelation",
+    "ResourceConditionSource",
     "SignalCancelation",
+    "SignalSource",
     "TimeoutCancelation",
+    "TimeoutSource",
     "current_operation",
 ]

@@ -29,7 +29,9 @@ from ._context import CancelationReason, OperationContext, OperationStatus
 from ._exceptions import CancelationError, error_for
 from ._token import CallbackRegistration, CancelationToken
 from ._wakeup import LoopWaker, current_waker
-from .sources._base import CancelationSource
+from .sources._base import CancelationSource, attach_all, detach_all
+from .sources._condition import ConditionSource
+from .sources._signal import SignalSource
 
 __all__ = ["Cancelable", "current_operation"]
 
@@ -246,6 +248,49 @@ class Cancelable:
         cancelable = cls(operation_id=operation_id, name=name, **kwargs)
         cancelable._link(token, None)
         return cancelable
+
+    @classmethod
+    def with_signal(
+        cls,
+        *signals: int,
+        operation_id: str | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Cancelable:
+        """An operation cancelled when one of `signals` arrives (default SIGINT and SIGTERM).
+
+        The block raises `SignalCancelation` (`signal_number`), reason `SIGNAL`; Ctrl-C
+        becomes that instead of a `KeyboardInterrupt` while the block runs, and the previous
+        handlers are back when it ends. See `SignalSource`.
+
+        Raises:
+            TypeError, ValueError: a signal is not a known, catchable signal number.
+        """
+        source = SignalSource(*signals)
+        return cls(operation_id=operation_id, name=name, **kwargs).add_source(source)
+
+    @classmethod
+    def with_condition(
+        cls,
+        predicate: Callable[[], Any],
+        check_interval: float = 0.1,
+        condition_name: str | None = None,
+        operation_id: str | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Cancelable:
+        """An operation cancelled once `predicate()` (sync or async) returns true.
+
+        It is checked as the block starts and every `check_interval` seconds; the block then
+        raises `ConditionCancelation` (`condition_name`), reason `CONDITION`. See
+        `ConditionSource`, also for a predicate that raises.
+
+        Raises:
+            TypeError: `predicate` is not callable.
+            ValueError: `check_interval` is not a positive, finite number.
+        """
+        source = ConditionSource(predicate, check_interval, condition_name)
+        return cls(operation_id=operation_id, name=name, **kwargs).add_source(source)
 
     def _link(
         self,
@@ -507,6 +552,9 @@ class Cancelable:
     async def __aenter__(self) -> Self:
         self._require_pending("async with")
         waker = current_waker()
+        if self._sources:
+            # May refuse the block (a signal source off the main thread): nothing is set up yet.
+            attach_all(self._sources, self._source_fired)
         deadline = _INF if self._timeout is None else anyio.current_time() + self._timeout
         scope = anyio.CancelScope(deadline=deadline)
         self._deadline, self._scope, self._enclosing = deadline, scope, _current.get()
@@ -524,10 +572,16 @@ class Cancelable:
             await task_group.__aenter__()
             self._task_group = task_group
             for source in self._sources:
-                task_group.start_soon(source._run_for, self, name=f"{self!r}: {source.name}")  # pyright: ignore[reportPrivateUsage]
+                task_group.start_soon(source._run, name=f"{self!r}: {source!r}")  # pyright: ignore[reportPrivateUsage]
         if self._callbacks is not None:
             await self._run_callbacks("start", context)
         return self
+
+    def _source_fired(
+        self, source: CancelationSource, message: str | None, details: dict[str, Any]
+    ) -> bool:
+        # Not direct: a signal source reports from its handler, where only queuing is safe.
+        return self._request(source.reason, message, details or None, False)
 
     def _arm_links(self) -> None:
         links = self._links
@@ -580,6 +634,8 @@ class Cancelable:
             except BaseException as met:  # a cancellation delivered while sources wound down
                 if exc is None:
                     exc_type, exc, tb = type(met), met, met.__traceback__
+            finally:
+                detach_all(self._sources)
             # Waiting there, this task may have been resumed by a thrown Cancelled, and an
             # error raised in such a step gets chained to it; go on in a plain step instead.
             await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -612,8 +668,9 @@ class Cancelable:
                 suppress = True
         elif exc is None:
             status = OperationStatus.COMPLETED
-        elif isinstance(exc, CancelationError) and exc.context is context:
-            # Raised in the block by check_cancelation() for this very operation.
+        elif isinstance(exc, CancelationError) and (exc.context is context or self._requests):
+            # Raised in the block by check_cancelation(), or an inner operation's report of
+            # a cancellation this one was asked for too (the same signal, say): it goes on.
             status = OperationStatus.CANCELLED
             suppress = not self._raise_on_cancel
         elif isinstance(exc, anyio.get_cancelled_exc_class()):

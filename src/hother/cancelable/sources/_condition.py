@@ -1,0 +1,241 @@
+"""Conditions polled on the loop, and system resources polled in a worker thread."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from hother.cancelable._callbacks import logger
+from hother.cancelable._checks import check_optional_str, check_timeout
+
+from ._base import CancelationSource
+
+__all__ = ["ConditionSource", "ResourceConditionSource"]
+
+Predicate = Callable[[], bool | Awaitable[bool]]
+
+
+class ConditionSource(CancelationSource):
+    """Cancels the operation once `predicate()` returns true, checked every `check_interval` s.
+
+    The predicate may be sync (keep it quick: it runs on the event loop) or async. It is first
+    checked as the block starts. The block then raises `ConditionCancelation` with
+    `condition_name`, reason `CONDITION`.
+
+    A predicate that raises does not end the operation: the failure is logged (with its
+    traceback the first time, and each time the error changes), counts as "not met", and the
+    predicate is checked again at the next interval.
+
+    Args:
+        predicate: a callable without arguments returning a truthy value when the operation
+            must stop, or an awaitable of one.
+        check_interval: seconds between checks (positive, finite).
+        condition_name: the name reported in the exception and message; by default the
+            predicate's `__name__`.
+
+    Raises:
+        TypeError: `predicate` is not callable, or an argument has the wrong type.
+        ValueError: `check_interval` is not a positive, finite number.
+    """
+
+    def __init__(
+        self,
+        predicate: Predicate,
+        check_interval: float = 0.1,
+        condition_name: str | None = None,
+    ) -> None:
+        if not callable(predicate):
+            raise TypeError(f"predicate must be callable, got {predicate!r}")
+        self.check_interval = check_timeout(check_interval, "check_interval")
+        check_optional_str("condition_name", condition_name)
+        self.predicate = predicate
+        self.condition_name: str = condition_name or getattr(predicate, "__name__", "condition")
+        super().__init__(name=self.condition_name)
+        self._last_failure: str | None = None
+
+    async def watch(self) -> None:
+        self._last_failure = None
+        # Polling is the point: a predicate has no event to wait on.
+        while not await self._holds():  # noqa: ASYNC110
+            await anyio.sleep(self.check_interval)
+        self.trigger_cancelation(
+            f"condition {self.condition_name!r} met", condition_name=self.condition_name
+        )
+
+    async def _holds(self) -> bool:
+        try:
+            result: Any = self.predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            return bool(result)
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._last_failure:
+                self._last_failure = failure
+                logger.exception(
+                    "hother.cancelable: condition %r raised; treated as not met",
+                    self.condition_name,
+                )
+            else:
+                logger.debug("condition %r raised again: %s", self.condition_name, failure)
+            return False
+
+
+def _size(count: int) -> str:
+    """Bytes for a person: `512 B`, `3.4 KiB`, `66.8 MiB`, `1.5 GiB`."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def _psutil() -> Any:
+    try:
+        import psutil
+    except ImportError:
+        raise ImportError(
+            "ResourceConditionSource needs psutil, which comes with the 'resources' extra: "
+            "pip install 'hother-cancelable[resources]'"
+        ) from None
+    return psutil
+
+
+def _check_percent(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a percentage between 0 and 100, got {value!r}")
+    if math.isnan(value) or not 0 <= value <= 100:
+        raise ValueError(f"{name} must be a percentage between 0 and 100, got {value!r}")
+    return float(value)
+
+
+def _check_bytes(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number of bytes, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number of bytes, got {value!r}")
+    return value
+
+
+class ResourceConditionSource(CancelationSource):
+    """Cancels the operation when the machine or this process runs short of resources.
+
+    Each threshold is optional and is the most allowed: the first one exceeded cancels the
+    operation with reason `CONDITION` and a message saying which and by how much (100% can
+    never be exceeded, so a threshold of 100 never fires). Samples are taken with psutil (the
+    `resources` extra) in a worker thread, so a slow read never blocks the event loop; CPU
+    usage is measured between two consecutive checks of this source.
+
+    Args:
+        memory_threshold: system memory in use, in percent (0-100).
+        cpu_threshold: system CPU use since the previous check, in percent (0-100).
+        disk_threshold: disk space in use on `disk_path`, in percent (0-100).
+        check_interval: seconds between checks (positive, finite).
+        name: the name reported as `condition_name`; `"resources"` by default.
+        disk_path: the path whose file system `disk_threshold` watches.
+        process_memory_threshold: this process's resident memory (RSS), in bytes.
+        available_memory_threshold: cancel when the system's available memory falls below
+            this many bytes.
+
+    Raises:
+        ImportError: psutil is not installed.
+        TypeError, ValueError: a threshold is of the wrong type or out of range, or none
+            is given.
+    """
+
+    def __init__(
+        self,
+        memory_threshold: float | None = None,
+        cpu_threshold: float | None = None,
+        disk_threshold: float | None = None,
+        check_interval: float = 5.0,
+        name: str | None = None,
+        *,
+        disk_path: str | os.PathLike[str] = "/",
+        process_memory_threshold: int | None = None,
+        available_memory_threshold: int | None = None,
+    ) -> None:
+        self.memory_threshold = _check_percent("memory_threshold", memory_threshold)
+        self.cpu_threshold = _check_percent("cpu_threshold", cpu_threshold)
+        self.disk_threshold = _check_percent("disk_threshold", disk_threshold)
+        self.process_memory_threshold = _check_bytes(
+            "process_memory_threshold", process_memory_threshold
+        )
+        self.available_memory_threshold = _check_bytes(
+            "available_memory_threshold", available_memory_threshold
+        )
+        self.check_interval = check_timeout(check_interval, "check_interval")
+        if not isinstance(disk_path, str | os.PathLike):
+            raise TypeError(f"disk_path must be a path, got {disk_path!r}")
+        self.disk_path = os.fspath(disk_path)
+        thresholds = (
+            self.memory_threshold,
+            self.cpu_threshold,
+            self.disk_threshold,
+            self.process_memory_threshold,
+            self.available_memory_threshold,
+        )
+        if all(threshold is None for threshold in thresholds):
+            raise ValueError("ResourceConditionSource needs at least one threshold, got none")
+        check_optional_str("name", name)
+        self._psutil = _psutil()
+        super().__init__(name=name or "resources")
+        self._cpu_times: Any = None
+
+    async def watch(self) -> None:
+        while True:
+            # Abandoned on cancellation: a hung read (a dead network mount) cannot hold up
+            # the block's exit; the thread finishes that one sample and its result is dropped.
+            breach = await anyio.to_thread.run_sync(self.check, abandon_on_cancel=True)
+            if breach is not None:
+                self.trigger_cancelation(breach, condition_name=self.name)
+                return
+            await anyio.sleep(self.check_interval)
+
+    def check(self) -> str | None:
+        """Take one sample; a message naming the threshold crossed, or None. Blocking."""
+        psutil = self._psutil
+        if self.memory_threshold is not None or self.available_memory_threshold is not None:
+            memory = psutil.virtual_memory()
+            if self.memory_threshold is not None and memory.percent > self.memory_threshold:
+                return f"memory use {memory.percent:.1f}% > {self.memory_threshold:g}%"
+            limit = self.available_memory_threshold
+            if limit is not None and memory.available < limit:
+                return f"available memory {_size(memory.available)} < {_size(limit)}"
+        if self.cpu_threshold is not None:
+            percent = self._cpu_percent()
+            if percent is not None and percent > self.cpu_threshold:
+                return f"CPU use {percent:.1f}% > {self.cpu_threshold:g}%"
+        if self.disk_threshold is not None:
+            disk = psutil.disk_usage(self.disk_path)
+            if disk.percent > self.disk_threshold:
+                return (
+                    f"disk use of {self.disk_path} {disk.percent:.1f}% > {self.disk_threshold:g}%"
+                )
+        if self.process_memory_threshold is not None:
+            rss = psutil.Process().memory_info().rss
+            if rss > self.process_memory_threshold:
+                return f"process memory {_size(rss)} > {_size(self.process_memory_threshold)}"
+        return None
+
+    def _cpu_percent(self) -> float | None:
+        # Our own two samples, so sources do not disturb each other or psutil.cpu_percent().
+        now = self._psutil.cpu_times()
+        previous, self._cpu_times = self._cpu_times, now
+        if previous is None:
+            return None
+        idle_fields = ("idle", "iowait")
+        total = sum(now) - sum(previous)
+        idle = sum(getattr(now, f, 0) - getattr(previous, f, 0) for f in idle_fields)
+        return 0.0 if total <= 0 else max(0.0, min(100.0, 100.0 * (total - idle) / total))
