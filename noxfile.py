@@ -73,9 +73,15 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON)
 def examples(session: nox.Session) -> None:
-    """Run every script in examples/ on asyncio and on trio; fail if one fails."""
-    session.install(".[trio,resources]")
-    scripts = sorted((ROOT / "examples").glob("*.py"))
+    """Run every script in examples/ on asyncio and on trio; fail if one fails.
+
+    Modules whose name starts with `_` (examples/_tour.py, the scripts' shared helpers) are
+    not examples and are not run.
+    """
+    session.install(".[trio,resources]", *group("examples"))
+    scripts = sorted(
+        path for path in (ROOT / "examples").glob("*.py") if not path.name.startswith("_")
+    )
     if not scripts:
         session.error("no example scripts found in examples/")
     for script in scripts:

@@ -17,8 +17,6 @@ Run it with `python examples/manual_token.py --backend asyncio|trio [--uvloop]`.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,30 +33,12 @@ from hother.cancelable import (
     OperationStatus,
 )
 
+# The helpers every script of the tour shares, from examples/_tour.py.
+from _tour import describe, exception_name, expect, parse_args, run
+
 # Built at import time, before any event loop exists.
 STOP_WORKER = CancelationToken()
 STOP_FROM_THREAD = CancelationToken()
-
-
-def expect(condition: bool, what: str) -> None:
-    """Stop the tour with a non-zero exit code when the library did not do `what`."""
-    if not condition:
-        sys.exit(f"unexpected: {what}")
-
-
-def describe(cancel: Cancelable) -> str:
-    context = cancel.context
-    reason = context.cancel_reason.name if context.cancel_reason is not None else None
-    return f"status={context.status.name}, reason={reason}, message={context.cancel_message!r}"
-
-
-def exception_name(exc: BaseException | None) -> str:
-    if exc is None:
-        return "nothing"
-    cls = type(exc)
-    # The library's exceptions by their public path, the backend's by their own.
-    module = "hother.cancelable" if cls.__module__.startswith("hother.") else cls.__module__
-    return f"{module}.{cls.__qualname__}"
 
 
 @dataclass
@@ -181,20 +161,5 @@ async def main() -> None:
     print("Every block ended as described.")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--uvloop", action="store_true", help="run asyncio on uvloop")
-    args = parser.parse_args()
-    if args.uvloop and args.backend != "asyncio":
-        parser.error("--uvloop needs --backend asyncio")
-    return args
-
-
 if __name__ == "__main__":
-    args = parse_args()
-    options = {"use_uvloop": True} if args.uvloop else {}
-    print(f"Backend: {args.backend}{' (uvloop)' if args.uvloop else ''}\n")
-    anyio.run(main, backend=args.backend, backend_options=options)
+    run(main, parse_args(__doc__))

@@ -24,7 +24,6 @@ Run it with `python examples/resource_monitoring.py --backend asyncio|trio [--uv
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 import time
@@ -42,6 +41,9 @@ from hother.cancelable import (
     ResourceConditionSource,
 )
 
+# The helpers every script of the tour shares, from examples/_tour.py.
+from _tour import exception_name, expect, parse_args, run
+
 try:
     import psutil
 except ImportError:
@@ -55,21 +57,6 @@ CHECK_INTERVAL = 0.05
 MAX_STEPS = 30  # 150 MB: the job stops allocating there, whatever happens
 BUDGET = 3.0  # the Cancelable's timeout: the source must fire well before it
 TICK = 0.005
-
-
-def expect(condition: bool, what: str) -> None:
-    """Stop the tour with a non-zero exit code when the library did not do `what`."""
-    if not condition:
-        sys.exit(f"unexpected: {what}")
-
-
-def exception_name(exc: BaseException | None) -> str:
-    if exc is None:
-        return "nothing"
-    cls = type(exc)
-    # The library's exceptions by their public path, the backend's by their own.
-    module = "hother.cancelable" if cls.__module__.startswith("hother.") else cls.__module__
-    return f"{module}.{cls.__qualname__}"
 
 
 def rss() -> int:
@@ -208,20 +195,5 @@ async def main() -> None:
     expect(ticks.count > 0, "the ticker never ticked")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--uvloop", action="store_true", help="run asyncio on uvloop")
-    args = parser.parse_args()
-    if args.uvloop and args.backend != "asyncio":
-        parser.error("--uvloop needs --backend asyncio")
-    return args
-
-
 if __name__ == "__main__":
-    args = parse_args()
-    options = {"use_uvloop": True} if args.uvloop else {}
-    print(f"Backend: {args.backend}{' (uvloop)' if args.uvloop else ''}\n")
-    anyio.run(main, backend=args.backend, backend_options=options)
+    run(main, parse_args(__doc__))

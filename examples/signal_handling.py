@@ -42,24 +42,12 @@ from hother.cancelable import (
     SignalCancelation,
 )
 
+# The helpers every script of the tour shares, from examples/_tour.py.
+from _tour import exception_name, expect, parse_args, run
+
 PHOTOS = [f"photo-{number:03}.jpg" for number in range(1, 201)]
 SECONDS_PER_PHOTO = 0.05
 WATCHED = (signal.SIGINT, signal.SIGTERM)
-
-
-def expect(condition: bool, what: str) -> None:
-    """Stop the tour with a non-zero exit code when the library did not do `what`."""
-    if not condition:
-        sys.exit(f"unexpected: {what}")
-
-
-def exception_name(exc: BaseException | None) -> str:
-    if exc is None:
-        return "nothing"
-    cls = type(exc)
-    # The library's exceptions by their public path, the backend's by their own.
-    module = "hother.cancelable" if cls.__module__.startswith("hother.") else cls.__module__
-    return f"{module}.{cls.__qualname__}"
 
 
 def handler_name(handler: Any) -> str:
@@ -206,12 +194,8 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--uvloop", action="store_true", help="run asyncio on uvloop")
+def who_sends_the_signal(parser: argparse.ArgumentParser) -> None:
+    """This script's own options, beside --backend and --uvloop: see "Who sends the signal"."""
     who = parser.add_mutually_exclusive_group()
     who.add_argument(
         "--send-after",
@@ -225,17 +209,16 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="never signal this process; wait for a signal from outside",
     )
-    args = parser.parse_args()
-    if args.uvloop and args.backend != "asyncio":
-        parser.error("--uvloop needs --backend asyncio")
+
+
+def send_after(args: argparse.Namespace) -> float | None:
+    """How long into the block the script signals itself, or None if it never does."""
     if args.send_after is None and not args.wait:
         on_terminal = sys.stdin is not None and sys.stdin.isatty()
-        args.send_after = None if on_terminal else 0.5
-    return args
+        return None if on_terminal else 0.5
+    return args.send_after
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    options = {"use_uvloop": True} if args.uvloop else {}
-    print(f"Backend: {args.backend}{' (uvloop)' if args.uvloop else ''}\n")
-    anyio.run(main, args.send_after, backend=args.backend, backend_options=options)
+    args = parse_args(__doc__, add_arguments=who_sends_the_signal)
+    run(main, args, send_after(args))

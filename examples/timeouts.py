@@ -19,7 +19,6 @@ Run it with `python examples/timeouts.py --backend asyncio|trio [--uvloop]`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import timedelta
 
@@ -33,24 +32,8 @@ from hother.cancelable import (
     TimeoutCancelation,
 )
 
-
-def expect(condition: bool, what: str) -> None:
-    """Stop the tour with a non-zero exit code when the library did not do `what`."""
-    if not condition:
-        sys.exit(f"unexpected: {what}")
-
-
-def describe(cancel: Cancelable) -> str:
-    context = cancel.context
-    reason = context.cancel_reason.name if context.cancel_reason is not None else None
-    return f"status={context.status.name}, reason={reason}, message={context.cancel_message!r}"
-
-
-def exception_name(exc: BaseException) -> str:
-    cls = type(exc)
-    # The library's exceptions by their public path, the backend's by their own.
-    module = "hother.cancelable" if cls.__module__.startswith("hother.") else cls.__module__
-    return f"{module}.{cls.__qualname__}"
+# The helpers every script of the tour shares, from examples/_tour.py.
+from _tour import describe, exception_name, expect, parse_args, run
 
 
 async def finishes_in_time() -> None:
@@ -130,8 +113,7 @@ async def timedelta_timeout() -> None:
         error = exc
     elapsed = anyio.current_time() - start
     print(f"   timedelta(milliseconds=200) counts as {budget.total_seconds()} s from entry;")
-    name = exception_name(error) if error is not None else "nothing"
-    print(f"   the block ended after {elapsed:.2f} s with {name}: {error}.")
+    print(f"   the block ended after {elapsed:.2f} s with {exception_name(error)}: {error}.")
     print(f"   {describe(cancel)}.")
     expect(isinstance(error, TimeoutCancelation), "a timedelta timeout did not raise it")
     expect(cancel.context.cancel_reason is CancelationReason.TIMEOUT, "the reason is not TIMEOUT")
@@ -210,20 +192,5 @@ async def main() -> None:
     print("Every block ended as described.")
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--uvloop", action="store_true", help="run asyncio on uvloop")
-    args = parser.parse_args()
-    if args.uvloop and args.backend != "asyncio":
-        parser.error("--uvloop needs --backend asyncio")
-    return args
-
-
 if __name__ == "__main__":
-    args = parse_args()
-    options = {"use_uvloop": True} if args.uvloop else {}
-    print(f"Backend: {args.backend}{' (uvloop)' if args.uvloop else ''}\n")
-    anyio.run(main, backend=args.backend, backend_options=options)
+    run(main, parse_args(__doc__))

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SCRIPTS = sorted(EXAMPLES.glob("*.py"))
+# The example scripts; a module whose name starts with `_` (_tour.py) only holds their helpers.
+SCRIPTS = sorted(path for path in EXAMPLES.glob("*.py") if not path.name.startswith("_"))
 BACKENDS = ("asyncio", "trio")
 TIMEOUT = 10  # seconds; every script ends in about one
 

@@ -5,6 +5,18 @@ Everything public is importable from here; the modules behind it are private.
 
 from ._cancelable import Cancelable, current_operation
 from ._context import CancelationReason, OperationContext, OperationStatus
+from ._decorators import (
+    cancelable,
+    cancelable_combine,
+    cancelable_method,
+    cancelable_with_condition,
+    cancelable_with_signal,
+    cancelable_with_token,
+    ensure_cancelable,
+    with_cancelable,
+    with_current_operation,
+    with_timeout,
+)
 from ._exceptions import (
     CancelationError,
     ConditionCancelation,
@@ -13,6 +25,9 @@ from ._exceptions import (
     SignalCancelation,
     TimeoutCancelation,
 )
+from ._registry import OperationRegistry, ThreadSafeRegistry
+from ._streams import CancelableAsyncIterator, cancelable_stream, chunked_cancelable_stream
+from ._threads import AnyioBridge, call_soon_threadsafe
 from ._token import CallbackRegistration, CancelationToken, LinkedCancelationToken
 from .sources import (
     AllOfSource,
@@ -28,8 +43,10 @@ from .sources import (
 __all__ = [
     "AllOfSource",
     "AnyOfSource",
+    "AnyioBridge",
     "CallbackRegistration",
     "Cancelable",
+    "CancelableAsyncIterator",
     "CancelationError",
     "CancelationReason",
     "CancelationSource",
@@ -40,12 +57,27 @@ __all__ = [
     "LinkedCancelationToken",
     "ManualCancelation",
     "OperationContext",
+    "OperationRegistry",
     "OperationStatus",
     "ParentCancelation",
     "ResourceConditionSource",
     "SignalCancelation",
     "SignalSource",
+    "ThreadSafeRegistry",
     "TimeoutCancelation",
     "TimeoutSource",
+    "call_soon_threadsafe",
+    "cancelable",
+    "cancelable_combine",
+    "cancelable_method",
+    "cancelable_stream",
+    "cancelable_with_condition",
+    "cancelable_with_signal",
+    "cancelable_with_token",
+    "chunked_cancelable_stream",
     "current_operation",
+    "ensure_cancelable",
+    "with_cancelable",
+    "with_current_operation",
+    "with_timeout",
 ]

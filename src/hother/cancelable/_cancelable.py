@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,9 @@ from ._checks import (
 )
 from ._context import CancelationReason, OperationContext, OperationStatus
 from ._exceptions import CancelationError, error_for
+from ._registry import OperationRegistry
+from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
+from ._threads import remember_loop, run_in_thread
 from ._token import CallbackRegistration, CancelationToken
 from ._wakeup import LoopWaker, current_waker
 from .sources._base import CancelationSource, attach_all, detach_all
@@ -50,6 +55,39 @@ def current_operation() -> Cancelable | None:
     Tasks started inside a block, and `run_in_thread` workers, see it too.
     """
     return _current.get()
+
+
+class _OperationToken(CancelationToken):
+    """An operation's own token: also cancelled once the operation's deadline has passed.
+
+    A deadline cancels the scope without any request, so a thread that only holds the token
+    would not see it; this token looks at the deadline itself, on a clock any thread can
+    read, and records the timeout the first time it is found expired.
+    """
+
+    __slots__ = ("_operation",)
+
+    def __init__(self, operation: Cancelable) -> None:
+        super().__init__()
+        self._operation = weakref.ref(operation)
+
+    def _catch_up(self) -> None:
+        if not self._outcomes:
+            operation = self._operation()
+            if operation is not None:
+                operation._expire_if_due()  # pyright: ignore[reportPrivateUsage]
+
+    @property
+    def is_cancelled(self) -> bool:
+        self._catch_up()
+        return bool(self._outcomes)
+
+    def check(self) -> None:
+        self._catch_up()
+        operation = self._operation()
+        if operation is not None and operation._requests:  # pyright: ignore[reportPrivateUsage]
+            raise operation._error()  # pyright: ignore[reportPrivateUsage]  # with its context
+        super().check()
 
 
 class _Request(NamedTuple):
@@ -137,8 +175,8 @@ class Cancelable:
         name: a human-readable name.
         parent: a parent operation; cancelling it cancels this one (reason `PARENT`).
         metadata: free-form data stored in `context.metadata`.
-        register_globally: list the operation in the process-wide operation registry while
-            it runs (accepted now; the registry arrives in a later release).
+        register_globally: list the operation in `OperationRegistry.get_instance()` while
+            its block runs; its final record then joins the registry's history.
         raise_on_cancel: raise a `CancelationError` when its own sources cancel it (the
             default), or end the block quietly like `anyio.move_on_after`.
 
@@ -152,6 +190,8 @@ class Cancelable:
         "_context",
         "_ctx_token",
         "_deadline",
+        "_deadline_mono",
+        "_detached",
         "_enclosing",
         "_links",
         "_parent",
@@ -161,6 +201,7 @@ class Cancelable:
         "_requests",
         "_scope",
         "_sources",
+        "_streams",
         "_task_group",
         "_timeout",
         "_token",
@@ -198,13 +239,16 @@ class Cancelable:
         # Cancellation requests; the first one appended is what the block reports. Appending
         # is atomic, so any thread or a signal handler may request without a lock.
         self._requests: list[_Request] = []
-        self._deadline = _INF
+        self._deadline = _INF  # on the loop's clock
+        self._deadline_mono = _INF  # the same on time.monotonic(), for other threads
         self._token: CancelationToken | None = None
         self._scope: anyio.CancelScope | None = None
         self._waker: LoopWaker | None = None
         self._enclosing: Cancelable | None = None
         self._ctx_token: Token[Cancelable | None] | None = None
         self._registrations: list[CallbackRegistration] = []
+        self._streams: list[CancelableAsyncIterator[Any]] | None = None  # closed at the end
+        self._detached = False  # run step by step by a stream, not by an `async with` block
 
     # -- factories -----------------------------------------------------------------------------
 
@@ -438,7 +482,7 @@ class Cancelable:
         """
         token = self._token
         if token is None:
-            token = self._token = CancelationToken()
+            token = self._token = _OperationToken(self)
             if self._requests:
                 first = self._requests[0]
                 token._request(first.reason, first.message, False)  # pyright: ignore[reportPrivateUsage]
@@ -555,15 +599,22 @@ class Cancelable:
         if self._sources:
             # May refuse the block (a signal source off the main thread): nothing is set up yet.
             attach_all(self._sources, self._source_fired)
-        deadline = _INF if self._timeout is None else anyio.current_time() + self._timeout
+        if self._timeout is None:
+            deadline = _INF
+        else:
+            deadline = anyio.current_time() + self._timeout
+            self._deadline_mono = time.monotonic() + self._timeout
         scope = anyio.CancelScope(deadline=deadline)
         self._deadline, self._scope, self._enclosing = deadline, scope, _current.get()
         self._waker = waker
+        remember_loop(waker)
         scope.__enter__()
         self._ctx_token = _current.set(self)
         context = self._context
         context.status = OperationStatus.RUNNING
         context.start_time = datetime.now(UTC)
+        if self._register_globally:
+            OperationRegistry.get_instance().register_sync(self)
         if self._requests:
             scope.cancel()
         self._arm_links()
@@ -582,6 +633,11 @@ class Cancelable:
     ) -> bool:
         # Not direct: a signal source reports from its handler, where only queuing is safe.
         return self._request(source.reason, message, details or None, False)
+
+    def _disarm_links(self) -> None:
+        for registration in self._registrations:
+            registration.unregister()
+        self._registrations.clear()
 
     def _arm_links(self) -> None:
         links = self._links
@@ -621,9 +677,7 @@ class Cancelable:
                 f"{self!r} was entered in another task: a Cancelable must be exited by the "
                 "task that entered it"
             ) from None
-        for registration in self._registrations:
-            registration.unregister()
-        self._registrations.clear()
+        self._disarm_links()
         task_group = self._task_group
         if task_group is not None:
             self._task_group = None
@@ -647,7 +701,6 @@ class Cancelable:
         except BaseException as new:  # the scope stripped its Cancelled from a group
             caught, exc, replaced = False, new, new
 
-        context = self._context
         suppress = False
         raising: CancelationError | None = None
         if caught:
@@ -666,20 +719,10 @@ class Cancelable:
                 raising = self._error()
             else:
                 suppress = True
-        elif exc is None:
-            status = OperationStatus.COMPLETED
-        elif isinstance(exc, CancelationError) and (exc.context is context or self._requests):
-            # Raised in the block by check_cancelation(), or an inner operation's report of
-            # a cancellation this one was asked for too (the same signal, say): it goes on.
-            status = OperationStatus.CANCELLED
-            suppress = not self._raise_on_cancel
-        elif isinstance(exc, anyio.get_cancelled_exc_class()):
-            if not self._requests:
-                self._record(CancelationReason.PARENT, "cancelled by an enclosing scope", None)
-            status = OperationStatus.CANCELLED
         else:
-            status = OperationStatus.FAILED
-            context.error = str(exc)
+            status = self._status_for(exc)
+            own_error = status is OperationStatus.CANCELLED and isinstance(exc, CancelationError)
+            suppress = own_error and not self._raise_on_cancel
 
         if status is OperationStatus.COMPLETED and not self._requests and self._deadline_passed():
             # Finished without a checkpoint after its deadline: completed, yet it was due.
@@ -691,8 +734,28 @@ class Cancelable:
             raise replaced
         return suppress
 
+    def _status_for(self, exc: BaseException | None) -> OperationStatus:
+        """How the operation ended when its scope caught nothing: `exc` left the body."""
+        if exc is None:
+            return OperationStatus.COMPLETED
+        if isinstance(exc, CancelationError) and (exc.context is self._context or self._requests):
+            # Raised by check_cancelation(), or an inner operation's report of a cancellation
+            # this one was asked for too (the same signal, say): it goes on as it is.
+            return OperationStatus.CANCELLED
+        if isinstance(exc, anyio.get_cancelled_exc_class()):
+            if not self._requests:
+                self._record(CancelationReason.PARENT, "cancelled by an enclosing scope", None)
+            return OperationStatus.CANCELLED
+        self._context.error = str(exc)
+        return OperationStatus.FAILED
+
     async def _finish(self, status: OperationStatus, exc: BaseException | None) -> None:
         """Record how the block ended and run the exit callbacks, shielded."""
+        streams = self._streams
+        if streams:
+            self._streams = None
+            for stream in streams:
+                await stream._block_ended()  # pyright: ignore[reportPrivateUsage]
         context = self._context
         context.status = status
         context.end_time = datetime.now(UTC)
@@ -702,6 +765,8 @@ class Cancelable:
         if self._requests:
             self._notify_token()
         self._waker = None
+        if self._register_globally:
+            OperationRegistry.get_instance().unregister_sync(context.id)
         if self._callbacks is not None:
             if status is OperationStatus.COMPLETED:
                 await self._run_callbacks("complete", context)
@@ -711,11 +776,133 @@ class Cancelable:
                 assert exc is not None
                 await self._run_callbacks("error", context, exc)
 
+    # -- run step by step, by a stream that owns the operation ---------------------------------
+
+    async def _start_detached(self) -> None:
+        if self._sources:
+            raise RuntimeError(
+                f"{self!r} has sources, which run as tasks of its block: enter it with "
+                "`async with` and iterate `cancel.stream(...)` inside the block"
+            )
+        self._waker = current_waker()
+        if self._timeout is not None:
+            self._deadline = anyio.current_time() + self._timeout
+            self._deadline_mono = time.monotonic() + self._timeout
+        context = self._context
+        context.status = OperationStatus.RUNNING
+        context.start_time = datetime.now(UTC)
+        if self._register_globally:
+            OperationRegistry.get_instance().register_sync(self)
+        self._detached = True
+        self._arm_links()
+        if self._callbacks is not None:
+            await self._run_callbacks("start", context)
+
+    def _expire_if_due(self) -> None:
+        # From any thread: the deadline, read on time.monotonic(), has passed.
+        if (
+            not self._requests
+            and self._context.status is OperationStatus.RUNNING
+            and time.monotonic() >= self._deadline_mono
+        ):
+            self._request(CancelationReason.TIMEOUT, self._timeout_message(), None, False)
+
+    def _due(self) -> bool:
+        """A request was made or the deadline passed (then recorded as one): stop now."""
+        if not self._requests and self._deadline_passed():
+            self._request(CancelationReason.TIMEOUT, self._timeout_message(), None, True)
+        return bool(self._requests)
+
+    def _open_step(self) -> anyio.CancelScope:
+        self._scope = scope = anyio.CancelScope(deadline=self._deadline)
+        return scope
+
+    def _close_step(self) -> None:
+        self._scope = None
+
+    async def _end_detached(
+        self, exc: BaseException | None, cancelled: bool = False
+    ) -> CancelationError | None:
+        """End the operation a stream ran; the error to raise for its own cancellation."""
+        if not self._detached:
+            return None
+        self._detached = False
+        self._disarm_links()
+        error: CancelationError | None = None
+        if cancelled:
+            if not self._requests:  # the step's scope caught its deadline
+                self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            status = OperationStatus.CANCELLED
+            if self._raise_on_cancel:
+                error = self._error()
+        else:
+            status = self._status_for(exc)
+        await self._finish(status, exc)
+        return error
+
+    def _abandon_detached(self) -> None:
+        self._detached = False
+        self._disarm_links()
+        self._waker = None
+
     def _error(self) -> CancelationError:
         first = self._requests[0]
         return error_for(first.reason, first.message, self._context, **(first.details or {}))
 
     # -- inside the block ----------------------------------------------------------------------
+
+    def stream(
+        self,
+        iterator: AsyncIterable[T],
+        report_interval: int | None = None,
+        buffer_partial: bool = True,
+        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+    ) -> CancelableAsyncIterator[T]:
+        """Iterate `iterator` inside this block: items pass through, progress is counted.
+
+        ```python
+        async with Cancelable.with_timeout(60) as cancel:
+            async for item in cancel.stream(source(), report_interval=100):
+                await process(item)
+        ```
+
+        `context.partial_result` becomes `{"count", "buffer", "completed"}`, up to date
+        however the block ends; `buffer` keeps the newest `buffer_limit` items (unless
+        `buffer_partial` is False). Every `report_interval` items the progress callbacks get
+        `"Processed N items"` with `{"count": N, "latest_item": item}`. Left early, the source
+        is closed when the block ends. See `CancelableAsyncIterator`.
+        """
+        return CancelableAsyncIterator(
+            iterator, self, report_interval, buffer_partial, buffer_limit
+        )
+
+    async def run_in_thread(
+        self, fn: Callable[..., T], *args: Any, abandon_on_cancel: bool = False, **kwargs: Any
+    ) -> T:
+        """Run `fn(*args, **kwargs)` in a worker thread, as part of this operation.
+
+        The thread gets a copy of the caller's context variables (nothing leaks into the
+        pool thread's later jobs), in which `current_operation()` is this operation. It sees
+        the cancellation: `current_operation().token.check()` raises the operation's
+        `CancelationError` (the deadline included) and `anyio.from_thread.check_cancelled()`
+        raises the backend's cancellation, so `fn` can stop early.
+
+        By default the await waits for `fn` to return, however long that takes, then the
+        block ends as cancelled. With `abandon_on_cancel=True` it returns at once on
+        cancellation and leaves the thread to finish on its own (its result is dropped).
+
+        Raises:
+            TypeError: `fn` is not callable.
+        """
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}")
+        check_bool("abandon_on_cancel", abandon_on_cancel)
+        return await run_in_thread(self, fn, args, kwargs, abandon_on_cancel)
+
+    def _adopt_stream(self, stream: CancelableAsyncIterator[Any]) -> None:
+        if self._streams is None:
+            self._streams = []
+        self._streams.append(stream)
 
     async def check_cancelation(self) -> None:
         """A checkpoint that raises this operation's `CancelationError` if it is cancelled.
@@ -766,6 +953,11 @@ class Cancelable:
             return await self.wrap(fn)(*args, **kwargs)
 
         yield call
+
+
+def bind_current(operation: Cancelable) -> None:
+    """Make `operation` the current one in this context (a worker thread's copy, say)."""
+    _current.set(operation)
 
 
 def _raise_unchained(error: BaseException) -> NoReturn:

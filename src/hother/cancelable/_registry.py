@@ -1,0 +1,363 @@
+"""The process-wide registry of operations: list, inspect and cancel them by id."""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import threading
+import weakref
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
+
+from ._checks import check_message, check_reason
+from ._context import CancelationReason, OperationContext, OperationStatus
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+
+__all__ = ["OperationRegistry", "ThreadSafeRegistry"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEFAULT_HISTORY_LIMIT = 1000
+
+
+def _snapshot(context: OperationContext) -> OperationContext:
+    """A copy that later changes to the operation do not reach (metadata copied too)."""
+    return dataclasses.replace(context, metadata=dict(context.metadata))
+
+
+def _check_status(status: object) -> OperationStatus | None:
+    if status is not None and not isinstance(status, OperationStatus):
+        raise TypeError(f"status must be an OperationStatus or None, got {status!r}")
+    return status
+
+
+def _check_limit(name: str, value: object, *, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return value
+
+
+class OperationRegistry:
+    """Lists, inspects and cancels the running operations of this process, by id.
+
+    Operations built with `register_globally=True` are registered as their block starts and
+    unregistered as it ends, however it ended; their final record then joins a bounded
+    history (`history_limit` entries, 1000 by default). The registry holds running operations
+    weakly, so it keeps none alive by itself, and it belongs to no event loop: it serves
+    asyncio and trio in the same process, and any thread.
+
+    Every method is async, with a `_sync` twin that is safe from any thread.
+    """
+
+    _instance: ClassVar[OperationRegistry | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
+        limit = _check_limit("history_limit", history_limit, allow_none=False)
+        assert limit is not None
+        self._lock = threading.Lock()
+        self._operations: weakref.WeakValueDictionary[str, Cancelable] = (
+            weakref.WeakValueDictionary()
+        )
+        self._history: deque[OperationContext] = deque(maxlen=limit)
+
+    @classmethod
+    def get_instance(cls) -> OperationRegistry:
+        """The process-wide registry."""
+        with cls._instance_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    @property
+    def history_limit(self) -> int:
+        """How many finished operations the history keeps (the oldest go first)."""
+        maxlen = self._history.maxlen
+        assert maxlen is not None
+        return maxlen
+
+    @history_limit.setter
+    def history_limit(self, value: int) -> None:
+        limit = _check_limit("history_limit", value, allow_none=False)
+        with self._lock:
+            self._history = deque(self._history, maxlen=limit)
+
+    # -- sync, thread-safe -------------------------------------------------------------------
+
+    def register_sync(self, operation: Cancelable) -> None:
+        """List `operation` as running (done for you by `register_globally=True`)."""
+        from ._cancelable import Cancelable  # a cycle: Cancelable registers itself here
+
+        if not isinstance(operation, Cancelable):
+            raise TypeError(f"operation must be a Cancelable, got {operation!r}")
+        with self._lock:
+            self._operations[operation.operation_id] = operation
+
+    def unregister_sync(self, operation_id: str) -> None:
+        """Stop listing the operation; if it has ended, its record joins the history."""
+        with self._lock:
+            operation = self._operations.pop(operation_id, None)
+            if operation is not None and operation.context.is_terminal:
+                self._history.append(_snapshot(operation.context))
+
+    def get_operation_sync(self, operation_id: str) -> Cancelable | None:
+        """The running operation with this id, or None."""
+        with self._lock:
+            return self._operations.get(operation_id)
+
+    def list_operations_sync(
+        self,
+        status: OperationStatus | None = None,
+        parent_id: str | None = None,
+        name_pattern: str | None = None,
+    ) -> list[OperationContext]:
+        """Snapshots of the running operations' records, filtered.
+
+        `name_pattern` is a shell-style pattern (`"fetch-*"`), matched against the name.
+        """
+        _check_status(status)
+        with self._lock:
+            operations = list(self._operations.values())
+        return [
+            _snapshot(op.context)
+            for op in operations
+            if (status is None or op.context.status is status)
+            and (parent_id is None or op.context.parent_id == parent_id)
+            and (
+                name_pattern is None
+                or (
+                    op.context.name is not None
+                    and fnmatch.fnmatchcase(op.context.name, name_pattern)
+                )
+            )
+        ]
+
+    def cancel_operation_sync(
+        self,
+        operation_id: str,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """Request the cancellation of one operation; True if it runs and this came first."""
+        reason, message = check_reason(reason), check_message(message)
+        operation = self.get_operation_sync(operation_id)
+        return operation is not None and operation.cancel_sync(reason, message)
+
+    def cancel_all_sync(
+        self,
+        status: OperationStatus | None = None,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> int:
+        """Request the cancellation of every listed operation (of `status`); how many took it."""
+        _check_status(status)
+        reason, message = check_reason(reason), check_message(message)
+        with self._lock:
+            operations = list(self._operations.values())
+        return sum(
+            1
+            for op in operations
+            if (status is None or op.context.status is status) and op.cancel_sync(reason, message)
+        )
+
+    def get_history_sync(
+        self,
+        limit: int | None = None,
+        status: OperationStatus | None = None,
+        since: datetime | None = None,
+    ) -> list[OperationContext]:
+        """Records of finished operations, oldest first: the last `limit` that match."""
+        limit = _check_limit("limit", limit)
+        _check_status(status)
+        if since is not None and not isinstance(since, datetime):
+            raise TypeError(f"since must be a datetime or None, got {since!r}")
+        with self._lock:
+            history = list(self._history)
+        matching = [
+            context
+            for context in history
+            if (status is None or context.status is status)
+            and (since is None or (context.end_time is not None and context.end_time >= since))
+        ]
+        return matching if limit is None else matching[len(matching) - limit :]
+
+    def cleanup_completed_sync(self, older_than: timedelta | float | None = None) -> int:
+        """Forget finished operations (those that ended more than `older_than` ago); how many."""
+        if older_than is None:
+            cutoff = None
+        elif isinstance(older_than, timedelta):
+            cutoff = datetime.now(UTC) - older_than
+        elif isinstance(older_than, int | float) and not isinstance(older_than, bool):
+            if older_than < 0:
+                raise ValueError(f"older_than must be >= 0, got {older_than!r}")
+            cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        else:
+            raise TypeError(f"older_than must be a timedelta, seconds or None, got {older_than!r}")
+        with self._lock:
+            before = len(self._history)
+            if cutoff is None:
+                self._history.clear()
+            else:
+                kept = [c for c in self._history if c.end_time is not None and c.end_time > cutoff]
+                self._history = deque(kept, maxlen=self._history.maxlen)
+            return before - len(self._history)
+
+    def get_statistics_sync(self) -> dict[str, Any]:
+        """Counts of running operations by status and of finished ones by outcome."""
+        with self._lock:
+            running = [op.context.status for op in self._operations.values()]
+            history = list(self._history)
+        durations = [c.duration_seconds for c in history if c.duration_seconds is not None]
+        by_status = {status.value: 0 for status in OperationStatus}
+        for status in running:
+            by_status[status.value] += 1
+        outcomes = {status.value: 0 for status in OperationStatus if status in _ENDINGS}
+        for context in history:
+            outcomes[context.status.value] += 1
+        return {
+            "active_operations": len(running),
+            "active_by_status": by_status,
+            "history_size": len(history),
+            "history_by_status": outcomes,
+            "total_completed": outcomes[OperationStatus.COMPLETED.value],
+            "total_cancelled": outcomes[OperationStatus.CANCELLED.value],
+            "total_failed": outcomes[OperationStatus.FAILED.value],
+            "average_duration_seconds": sum(durations) / len(durations) if durations else None,
+        }
+
+    def clear_all_sync(self) -> None:
+        """Forget every listed operation and the whole history (for tests)."""
+        with self._lock:
+            self._operations.clear()
+            self._history.clear()
+
+    # -- async faces ---------------------------------------------------------------------------
+
+    async def register(self, operation: Cancelable) -> None:
+        """See `register_sync`."""
+        self.register_sync(operation)
+
+    async def unregister(self, operation_id: str) -> None:
+        """See `unregister_sync`."""
+        self.unregister_sync(operation_id)
+
+    async def get_operation(self, operation_id: str) -> Cancelable | None:
+        """See `get_operation_sync`."""
+        return self.get_operation_sync(operation_id)
+
+    async def list_operations(
+        self,
+        status: OperationStatus | None = None,
+        parent_id: str | None = None,
+        name_pattern: str | None = None,
+    ) -> list[OperationContext]:
+        """See `list_operations_sync`."""
+        return self.list_operations_sync(status, parent_id, name_pattern)
+
+    async def cancel_operation(
+        self,
+        operation_id: str,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """See `cancel_operation_sync`."""
+        return self.cancel_operation_sync(operation_id, reason, message)
+
+    async def cancel_all(
+        self,
+        status: OperationStatus | None = None,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> int:
+        """See `cancel_all_sync`."""
+        return self.cancel_all_sync(status, reason, message)
+
+    async def get_history(
+        self,
+        limit: int | None = None,
+        status: OperationStatus | None = None,
+        since: datetime | None = None,
+    ) -> list[OperationContext]:
+        """See `get_history_sync`."""
+        return self.get_history_sync(limit, status, since)
+
+    async def cleanup_completed(self, older_than: timedelta | float | None = None) -> int:
+        """See `cleanup_completed_sync`."""
+        return self.cleanup_completed_sync(older_than)
+
+    async def get_statistics(self) -> dict[str, Any]:
+        """See `get_statistics_sync`."""
+        return self.get_statistics_sync()
+
+    async def clear_all(self) -> None:
+        """See `clear_all_sync`."""
+        self.clear_all_sync()
+
+
+_ENDINGS = frozenset({OperationStatus.COMPLETED, OperationStatus.CANCELLED, OperationStatus.FAILED})
+
+
+class ThreadSafeRegistry:
+    """The registry's face for plain threads: the same calls, without `await` or `_sync`.
+
+    ```python
+    registry = ThreadSafeRegistry()
+    for record in registry.list_operations(status=OperationStatus.RUNNING):
+        registry.cancel_operation(record.id, message="shutting down")
+    ```
+    """
+
+    def __init__(self, registry: OperationRegistry | None = None) -> None:
+        self._registry = registry if registry is not None else OperationRegistry.get_instance()
+
+    def get_operation(self, operation_id: str) -> Cancelable | None:
+        """See `OperationRegistry.get_operation_sync`."""
+        return self._registry.get_operation_sync(operation_id)
+
+    def list_operations(
+        self,
+        status: OperationStatus | None = None,
+        parent_id: str | None = None,
+        name_pattern: str | None = None,
+    ) -> list[OperationContext]:
+        """See `OperationRegistry.list_operations_sync`."""
+        return self._registry.list_operations_sync(status, parent_id, name_pattern)
+
+    def cancel_operation(
+        self,
+        operation_id: str,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """See `OperationRegistry.cancel_operation_sync`."""
+        return self._registry.cancel_operation_sync(operation_id, reason, message)
+
+    def cancel_all(
+        self,
+        status: OperationStatus | None = None,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> int:
+        """See `OperationRegistry.cancel_all_sync`."""
+        return self._registry.cancel_all_sync(status, reason, message)
+
+    def get_history(
+        self,
+        limit: int | None = None,
+        status: OperationStatus | None = None,
+        since: datetime | None = None,
+    ) -> list[OperationContext]:
+        """See `OperationRegistry.get_history_sync`."""
+        return self._registry.get_history_sync(limit, status, since)
+
+    def get_statistics(self) -> dict[str, Any]:
+        """See `OperationRegistry.get_statistics_sync`."""
+        return self._registry.get_statistics_sync()

@@ -1,0 +1,345 @@
+"""Streams: items pass through, progress is reported, partial results survive cancellation.
+
+No cancel scope is ever held across a `yield` (the iterators are classes, not generators):
+inside an operation's block its own scope applies; for a stream that runs an operation of its
+own (`cancelable_stream`), each step opens a scope of its own and closes it before returning.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, cast
+
+import anyio
+import anyio.lowlevel
+
+from ._checks import check_bool
+from ._context import OperationStatus
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+    from ._token import CancelationToken
+
+__all__ = [
+    "DEFAULT_BUFFER_LIMIT",
+    "CancelableAsyncIterator",
+    "cancelable_stream",
+    "chunked_cancelable_stream",
+]
+
+T = TypeVar("T")
+
+DEFAULT_BUFFER_LIMIT = 1000
+"""How many of the newest items `partial_result["buffer"]` keeps, unless told otherwise."""
+
+
+def _check_interval(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"report_interval must be a whole number of items or None, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"report_interval must be at least 1, got {value!r}")
+    return value
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be at least 1, got {value!r}")
+    return value
+
+
+class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
+    """Iterates `iterator` under `cancelable`, counting items and keeping partial results.
+
+    Items pass through unchanged. `cancelable.context.partial_result` becomes
+    `{"count": int, "buffer": list | None, "completed": bool}`, kept up to date however the
+    block ends; `buffer` holds the newest `buffer_limit` items when `buffer_partial` is on
+    (a `deque` while the stream runs, a `list` once it has ended). Every `report_interval`
+    items, progress is reported: `"Processed N items"` with `{"count": N, "latest_item": item}`.
+
+    Iterated inside the operation's `async with` block (what `cancel.stream(...)` is for),
+    the block's own scope cancels it. Given an operation that was never entered (what
+    `cancelable_stream` does), the iterator runs that operation itself, one step at a time:
+    it starts at the first item, and a cancellation then leaves the `async for` as the
+    `CancelationError` for its reason (or ends the stream, with `raise_on_cancel=False`).
+
+    When the stream is left early (`break`, an exception, a cancellation), the source is
+    closed (its `finally` runs) as the operation's block ends; `aclose()`, or
+    `async with` on the iterator, closes it at once.
+
+    Raises:
+        TypeError, ValueError: an argument is of the wrong type or out of range.
+    """
+
+    __slots__ = (
+        "_attached",
+        "_buffer",
+        "_closed",
+        "_count",
+        "_interval",
+        "_operation",
+        "_partial",
+        "_source",
+        "_started",
+    )
+
+    def __init__(
+        self,
+        iterator: AsyncIterable[T] | AsyncIterator[T],
+        cancelable: Cancelable,
+        report_interval: int | None = None,
+        buffer_partial: bool = False,
+        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+    ) -> None:
+        from ._cancelable import Cancelable  # a cycle: Cancelable.stream() builds these
+
+        if not isinstance(iterator, AsyncIterable | AsyncIterator):
+            raise TypeError(f"iterator must be an async iterable, got {iterator!r}")
+        if not isinstance(cancelable, Cancelable):
+            raise TypeError(f"cancelable must be a Cancelable, got {cancelable!r}")
+        self._interval = _check_interval(report_interval)
+        check_bool("buffer_partial", buffer_partial)
+        limit = _check_positive_int("buffer_limit", buffer_limit)
+        self._source: AsyncIterator[T] = (
+            iterator if isinstance(iterator, AsyncIterator) else aiter(iterator)
+        )
+        self._operation = cancelable
+        self._count = 0
+        self._buffer: deque[T] | None = deque(maxlen=limit) if buffer_partial else None
+        self._partial: dict[str, Any] = {"count": 0, "buffer": None, "completed": False}
+        self._started = False  # the first __anext__ binds it to its operation
+        self._attached = False  # iterated inside the operation's block, on the hot path
+        self._closed = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        # The hot path, inside the operation's block: one coroutine, a few stores.
+        if self._attached:
+            if self._operation._requests:  # pyright: ignore[reportPrivateUsage]
+                # Requested while the source gave items without a checkpoint: land it now.
+                await anyio.lowlevel.checkpoint()
+            try:
+                item = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._end(completed=True)
+                raise
+            except BaseException:
+                self._end(completed=False)
+                raise
+            count = self._count = self._count + 1
+            if self._buffer is not None:
+                self._buffer.append(item)
+            self._partial["count"] = count
+            if self._interval is not None and count % self._interval == 0:
+                await self._report(count, item)
+            return item
+        if self._closed:
+            raise StopAsyncIteration
+        if not self._started:
+            await self._start()
+            if self._attached:
+                return await self.__anext__()
+        return await self._detached_step()
+
+    def _passed(self, item: T) -> None:
+        count = self._count = self._count + 1
+        if self._buffer is not None:
+            self._buffer.append(item)
+        self._partial["count"] = count
+
+    async def _report(self, count: int, item: T) -> None:
+        await self._operation.report_progress(
+            f"Processed {count} items", {"count": count, "latest_item": item}
+        )
+
+    async def _start(self) -> None:
+        operation = self._operation
+        status = operation.context.status
+        if status is OperationStatus.PENDING:
+            await operation._start_detached()  # pyright: ignore[reportPrivateUsage]
+        elif status is not OperationStatus.RUNNING:
+            raise RuntimeError(f"{operation!r} has ended; its streams cannot start")
+        self._partial["buffer"] = self._buffer
+        operation.context.partial_result = self._partial
+        operation._adopt_stream(self)  # pyright: ignore[reportPrivateUsage]
+        self._started = True
+        self._attached = not operation._detached  # pyright: ignore[reportPrivateUsage]
+
+    async def _detached_step(self) -> T:
+        operation = self._operation
+        if operation._due():  # pyright: ignore[reportPrivateUsage]
+            return await self._stop_cancelled()
+        scope = operation._open_step()  # pyright: ignore[reportPrivateUsage]
+        item: T | None = None
+        try:
+            with scope:
+                item = await self._source.__anext__()
+        except StopAsyncIteration:
+            self._end(completed=True)
+            await operation._end_detached(None)  # pyright: ignore[reportPrivateUsage]
+            raise
+        except BaseException as exc:
+            self._end(completed=False)
+            await self._close_source()
+            await operation._end_detached(exc)  # pyright: ignore[reportPrivateUsage]
+            raise
+        finally:
+            operation._close_step()  # pyright: ignore[reportPrivateUsage]
+        if scope.cancelled_caught:  # the operation's own cancellation ended this step
+            return await self._stop_cancelled()
+        item = cast("T", item)
+        self._passed(item)
+        if self._interval is not None and self._count % self._interval == 0:
+            await self._report(self._count, item)
+        return item
+
+    async def _stop_cancelled(self) -> NoReturn:
+        self._end(completed=False)
+        await self._close_source()
+        error = await self._operation._end_detached(None, cancelled=True)  # pyright: ignore[reportPrivateUsage]
+        if error is not None:
+            raise error
+        raise StopAsyncIteration
+
+    def _end(self, completed: bool) -> None:
+        if self._closed:
+            return
+        self._closed, self._attached = True, False
+        self._partial["completed"] = completed
+        if self._buffer is not None:
+            self._partial["buffer"] = list(self._buffer)
+
+    async def _close_source(self) -> None:
+        close: Callable[[], Any] | None = getattr(self._source, "aclose", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await close()
+
+    async def aclose(self) -> None:
+        """Stop the stream now: close the source (its `finally` runs) and keep what it gave."""
+        await self._close(None)
+
+    async def _close(self, exc: BaseException | None) -> None:
+        if not self._started:
+            self._closed = True
+            await self._close_source()
+            return
+        if self._closed:
+            return
+        self._end(completed=False)
+        await self._close_source()
+        if self._operation._detached:  # pyright: ignore[reportPrivateUsage]
+            # The operation this stream ran ends with what ended the loop.
+            await self._operation._end_detached(exc)  # pyright: ignore[reportPrivateUsage]
+
+    async def _block_ended(self) -> None:
+        """Called by the operation as its block ends: close what the loop left open."""
+        if not self._closed:
+            self._end(completed=False)
+            await self._close_source()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close(exc)
+
+    def __del__(self) -> None:
+        # Dropped mid-way without aclose(): at least release the tokens it listened to.
+        operation = getattr(self, "_operation", None)
+        if operation is not None and operation._detached and not self._closed:  # pyright: ignore[reportPrivateUsage]
+            operation._abandon_detached()  # pyright: ignore[reportPrivateUsage]
+
+
+def cancelable_stream(
+    stream: AsyncIterable[T],
+    timeout: float | None = None,
+    token: CancelationToken | None = None,
+    report_interval: int | None = None,
+    on_progress: Callable[[str, Any, dict[str, Any] | None], Any] | None = None,
+    buffer_partial: bool = False,
+    operation_id: str | None = None,
+    name: str | None = None,
+) -> CancelableAsyncIterator[T]:
+    """`stream` as an operation of its own, bounded by `timeout` and/or `token`.
+
+    The timeout counts from the first item asked for. A cancellation leaves the `async for`
+    as the `CancelationError` for its reason; `partial_result` of the operation (reached
+    through the exception's `context`) holds what was consumed. Close it with
+    `async with cancelable_stream(...) as items:` (or `contextlib.aclosing`) when the loop
+    may be left early.
+
+    Raises:
+        TypeError, ValueError: an argument is of the wrong type or out of range.
+    """
+    from ._cancelable import Cancelable  # a cycle: Cancelable.stream() builds iterators
+
+    if timeout is not None:
+        operation = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name)
+    else:
+        operation = Cancelable(operation_id=operation_id, name=name)
+    if token is not None:
+        operation = operation.combine(Cancelable.with_token(token))
+    if on_progress is not None:
+        operation.on_progress(on_progress)
+    return CancelableAsyncIterator(stream, operation, report_interval, buffer_partial)
+
+
+class _Chunks(AsyncIterator[list[T]], Generic[T]):
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, items: CancelableAsyncIterator[T], size: int) -> None:
+        self._items = items
+        self._size = size
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> list[T]:
+        chunk: list[T] = []
+        try:
+            while len(chunk) < self._size:
+                chunk.append(await self._items.__anext__())
+        except StopAsyncIteration:
+            if not chunk:
+                raise
+        return chunk
+
+    async def aclose(self) -> None:
+        await self._items.aclose()
+
+
+def chunked_cancelable_stream(
+    stream: AsyncIterable[T],
+    chunk_size: int,
+    cancelable: Cancelable,
+    report_interval: int | None = None,
+    buffer_partial: bool = False,
+) -> AsyncIterator[list[T]]:
+    """`stream` in lists of up to `chunk_size` items, under `cancelable` like `cancel.stream`.
+
+    The last list may be shorter. Cancellation, progress and partial results (counted in
+    items, not lists) behave as for `CancelableAsyncIterator`. A list that a cancellation
+    cuts short is not delivered; with `buffer_partial`, its items are in
+    `partial_result["buffer"]`.
+
+    Raises:
+        TypeError, ValueError: `chunk_size` is not a whole number >= 1, or another argument
+            is bad.
+    """
+    size = _check_positive_int("chunk_size", chunk_size)
+    return _Chunks(
+        CancelableAsyncIterator(stream, cancelable, report_interval, buffer_partial), size
+    )

@@ -1,0 +1,117 @@
+"""Threads: running blocking work under an operation, and reaching the loop from a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from ._callbacks import logger
+from ._wakeup import LoopWaker, current_waker
+
+if TYPE_CHECKING:
+    from ._cancelable import Cancelable
+
+__all__ = ["AnyioBridge", "call_soon_threadsafe", "run_in_thread"]
+
+T = TypeVar("T")
+
+
+async def run_in_thread(
+    operation: Cancelable,
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    abandon_on_cancel: bool,
+) -> T:
+    """What `Cancelable.run_in_thread` does; see there."""
+    from ._cancelable import bind_current  # a cycle: Cancelable.run_in_thread calls this
+
+    # A copy of the caller's context per job: nothing leaks into the pool thread's next job.
+    context = contextvars.copy_context()
+    context.run(bind_current, operation)
+
+    def call() -> T:
+        return context.run(fn, *args, **kwargs)
+
+    result = await anyio.to_thread.run_sync(call, abandon_on_cancel=abandon_on_cancel)
+    # Cancelled while it waited for the thread: end here rather than at some later checkpoint.
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    return result
+
+
+class AnyioBridge:
+    """Run callbacks on an event loop from other threads; kept for code written for 0.11.
+
+    In 0.11 the bridge had to be started (`await bridge.start()` in a task) before it
+    worked. Here it works at once: it uses the loop it was last bound to, which is the loop
+    of the latest `get_instance()` or `start()` call made inside a loop, or else the loop
+    that ran the latest operation block. New code needs none of this: `token.cancel_sync()`
+    and `cancel.cancel_sync()` are safe from any thread.
+    """
+
+    _instance: ClassVar[AnyioBridge | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self._waker: LoopWaker | None = None
+
+    @classmethod
+    def get_instance(cls) -> AnyioBridge:
+        """The process-wide bridge, bound to the running loop if called inside one."""
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            instance = cls._instance
+        instance._bind_here()
+        return instance
+
+    def _bind_here(self) -> None:
+        with contextlib.suppress(RuntimeError):  # outside a loop: keep the last binding
+            self._waker = current_waker()
+
+    async def start(self) -> None:
+        """Bind the bridge to this loop, then wait forever (as 0.11 did); not needed any more."""
+        self._bind_here()
+        await anyio.sleep_forever()
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> bool:
+        """Run `callback(*args)` (sync, or async as a task) on the bridge's loop, soon.
+
+        Safe from any thread. Returns False, and logs why, when there is no loop to run it.
+        """
+        waker = self._waker or _last_waker
+        if waker is None:
+            logger.warning("hother.cancelable: no event loop to run %r on", callback)
+            return False
+        return waker.call_soon(_run_callback, waker, callback, args)
+
+
+def _run_callback(waker: LoopWaker, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    result = callback(*args)
+    if isinstance(result, Awaitable):
+        waker.start_soon(_awaited, result)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    await awaitable
+
+
+_last_waker: LoopWaker | None = None
+
+
+def remember_loop(waker: LoopWaker) -> None:
+    """Note the loop of the latest operation, for a bridge nobody bound."""
+    global _last_waker
+    _last_waker = waker
+
+
+def call_soon_threadsafe(callback: Callable[..., Any], *args: Any) -> bool:
+    """`AnyioBridge.get_instance().call_soon_threadsafe(callback, *args)`, kept from 0.11."""
+    return AnyioBridge.get_instance().call_soon_threadsafe(callback, *args)

@@ -1,0 +1,268 @@
+"""Decorators (SPEC section 5): signatures kept, operation injected where declared."""
+
+from __future__ import annotations
+
+import inspect
+import signal
+import time
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from hother.cancelable import (
+    Cancelable,
+    CancelationReason,
+    CancelationToken,
+    ConditionCancelation,
+    ManualCancelation,
+    OperationRegistry,
+    SignalCancelation,
+    TimeoutCancelation,
+    cancelable,
+    cancelable_combine,
+    cancelable_method,
+    cancelable_with_condition,
+    cancelable_with_signal,
+    cancelable_with_token,
+    current_operation,
+    ensure_cancelable,
+    with_cancelable,
+    with_current_operation,
+    with_timeout,
+)
+
+
+@cancelable(timeout=0.05, name="slow")
+async def slow(seconds: float, cancelable: Cancelable | None = None) -> str:
+    """Sleep, then answer."""
+    assert cancelable is not None
+    assert current_operation() is cancelable
+    await anyio.sleep(seconds)
+    return "done"
+
+
+async def test_cancelable_runs_each_call_as_an_operation_with_its_timeout() -> None:
+    assert await slow(0) == "done"
+    with pytest.raises(TimeoutCancelation) as info:
+        await slow(10)
+    assert info.value.context is not None
+    assert info.value.context.name == "slow"
+
+
+def test_the_decorated_function_keeps_name_docstring_and_signature() -> None:
+    assert slow.__name__ == "slow"
+    assert slow.__doc__ == "Sleep, then answer."
+    assert list(inspect.signature(slow).parameters) == ["seconds", "cancelable"]
+
+
+async def test_injected_only_where_declared() -> None:
+    seen: list[Any] = []
+
+    @cancelable()
+    async def plain(x: int) -> int:
+        seen.append(current_operation())
+        return x + 1
+
+    @cancelable(inject_param="op")
+    async def named(op: Cancelable) -> Cancelable:
+        return op
+
+    assert await plain(1) == 2
+    assert isinstance(seen[0], Cancelable)
+    assert seen[0].context.name.endswith("plain")
+    assert isinstance(await named(), Cancelable)  # type: ignore[call-arg]
+
+
+async def test_a_caller_may_pass_its_own_cancelable() -> None:
+    @cancelable()
+    async def job(cancelable: Cancelable | None = None) -> Cancelable | None:
+        return cancelable
+
+    mine = Cancelable()
+    assert await job(cancelable=mine) is mine
+
+
+class Service:
+    @cancelable_method(timeout=0.05)
+    async def work(self, cancelable: Cancelable | None = None) -> None:
+        await anyio.sleep(10)
+
+
+async def test_cancelable_method() -> None:
+    with pytest.raises(TimeoutCancelation) as info:
+        await Service().work()
+    assert info.value.context is not None
+    assert info.value.context.name == "Service.work"
+
+
+async def test_cancelable_with_token() -> None:
+    token = CancelationToken()
+
+    @cancelable_with_token(token)
+    async def job() -> None:
+        await token.cancel(message="stop")
+        await anyio.sleep(10)
+
+    with pytest.raises(ManualCancelation, match="stop"):
+        await job()
+    assert token.callback_count == 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+async def test_cancelable_with_signal() -> None:
+    @cancelable_with_signal(signal.SIGUSR1)
+    async def job() -> None:
+        signal.raise_signal(signal.SIGUSR1)
+        await anyio.sleep(10)
+
+    with pytest.raises(SignalCancelation):
+        await job()
+
+
+async def test_cancelable_with_condition() -> None:
+    start = time.monotonic()
+
+    @cancelable_with_condition(lambda: time.monotonic() - start > 0.03, 0.01, "late")
+    async def job() -> None:
+        await anyio.sleep(10)
+
+    with pytest.raises(ConditionCancelation) as info:
+        await job()
+    assert info.value.condition_name == "late"
+
+
+async def test_cancelable_combine_applies_every_source() -> None:
+    token = CancelationToken()
+
+    @cancelable_combine(
+        lambda: Cancelable.with_timeout(5),
+        Cancelable.with_token(token),
+        lambda: Cancelable.with_condition(lambda: False, 0.01),
+    )
+    async def job(cancelable: Cancelable) -> list[Any]:
+        await anyio.sleep(0.01)
+        return [cancelable.context.status]
+
+    assert await job()  # type: ignore[call-arg]
+
+    @cancelable_combine(lambda: Cancelable.with_timeout(0.05), lambda: Cancelable.with_timeout(5))
+    async def timed() -> None:
+        await anyio.sleep(10)
+
+    start = time.monotonic()
+    with pytest.raises(TimeoutCancelation):
+        await timed()
+    assert time.monotonic() - start < 1
+
+    @cancelable_combine(Cancelable.with_token(token))
+    async def by_token() -> None:
+        await token.cancel()
+        await anyio.sleep(10)
+
+    with pytest.raises(ManualCancelation):
+        await by_token()
+
+
+async def test_with_cancelable_runs_the_call_in_that_block() -> None:
+    operation = Cancelable.with_timeout(0.05, name="given")
+
+    @with_cancelable(operation, inject=True)
+    async def job(cancelable: Cancelable) -> None:
+        assert cancelable is operation
+        await anyio.sleep(10)
+
+    with pytest.raises(TimeoutCancelation):
+        await job()  # type: ignore[call-arg]
+    assert operation.context.cancel_reason is CancelationReason.TIMEOUT
+
+    quiet = Cancelable.with_timeout(0.01, raise_on_cancel=False)
+
+    @with_cancelable(quiet)
+    async def quietly() -> str:
+        await anyio.sleep(10)
+        return "never"
+
+    assert await quietly() is None
+
+
+async def test_with_current_operation() -> None:
+    @with_current_operation()
+    async def job(operation: Cancelable | None = None) -> Cancelable | None:
+        return operation
+
+    assert await job() is None
+    async with Cancelable() as cancel:
+        assert await job() is cancel
+
+
+async def test_with_timeout() -> None:
+    async def answer() -> int:
+        await anyio.lowlevel.checkpoint()
+        return 42
+
+    assert await with_timeout(1, answer()) == 42
+    with pytest.raises(TimeoutCancelation):
+        await with_timeout(0.02, anyio.sleep(10))
+
+
+async def test_ensure_cancelable() -> None:
+    @ensure_cancelable
+    async def library_call(cancelable: Cancelable | None = None) -> Cancelable | None:
+        return cancelable
+
+    made = await library_call()
+    assert isinstance(made, Cancelable)
+    assert made.is_completed
+    async with Cancelable() as mine:
+        assert await library_call(cancelable=mine) is mine
+
+
+async def test_decorated_calls_can_register_globally() -> None:
+    registry = OperationRegistry.get_instance()
+    registry.clear_all_sync()
+
+    @cancelable(register_globally=True, name="listed")
+    async def job() -> list[str | None]:
+        return [record.name for record in await registry.list_operations()]
+
+    assert await job() == ["listed"]
+    registry.clear_all_sync()
+
+
+def test_bad_decorator_input() -> None:
+    def not_async() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="must be an `async def` function"):
+        cancelable()(not_async)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^timeout must be"):
+        cancelable(timeout=0)
+    with pytest.raises(TypeError, match=r"^inject_param must be a parameter name, got 'a b'$"):
+        cancelable(inject_param="a b")
+    with pytest.raises(TypeError, match=r"^token must be a CancelationToken, got None$"):
+        cancelable_with_token(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"is not a known signal"):
+        cancelable_with_signal(999)
+    with pytest.raises(TypeError, match=r"^predicate must be callable"):
+        cancelable_with_condition(5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^cancelables must hold at least one"):
+        cancelable_combine()
+    with pytest.raises(TypeError, match=r"^cancelables\[0\] must be a Cancelable"):
+        cancelable_combine(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^cancel must be a Cancelable, got 1$"):
+        with_cancelable(1)  # type: ignore[arg-type]
+
+    async def no_parameter() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="must declare a `cancelable` parameter"):
+        ensure_cancelable(no_parameter)
+
+
+async def test_with_timeout_rejects_bad_input_and_closes_the_coroutine() -> None:
+    with pytest.raises(TypeError, match=r"^coro must be awaitable, got 3$"):
+        await with_timeout(1, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^timeout must be"):
+        await with_timeout(-1, anyio.sleep(0.01))  # closed, so no "never awaited" warning

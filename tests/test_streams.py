@@ -1,0 +1,404 @@
+"""Streams (SPEC section 5): items pass through, partial results survive every ending."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from hother.cancelable import (
+    Cancelable,
+    CancelableAsyncIterator,
+    CancelationReason,
+    CancelationToken,
+    ManualCancelation,
+    OperationStatus,
+    SignalCancelation,
+    TimeoutCancelation,
+    cancelable_stream,
+    chunked_cancelable_stream,
+)
+
+
+class Source:
+    """An async generator factory that records whether its `finally` ran."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def items(self, count: int = 1_000_000, delay: float = 0.005) -> AsyncIterator[int]:
+        try:
+            for index in range(count):
+                await anyio.sleep(delay)
+                yield index
+        finally:
+            self.closed = True
+
+
+async def test_items_pass_through_and_the_stream_completes() -> None:
+    source = Source()
+    async with Cancelable() as cancel:
+        seen = [item async for item in cancel.stream(source.items(5, 0))]
+    assert seen == [0, 1, 2, 3, 4]
+    assert cancel.context.partial_result == {
+        "count": 5,
+        "buffer": [0, 1, 2, 3, 4],
+        "completed": True,
+    }
+    assert source.closed
+
+
+async def test_timeout_mid_stream_keeps_what_was_consumed() -> None:
+    source = Source()
+    consumed: list[int] = []
+    with pytest.raises(TimeoutCancelation) as info:
+        async with Cancelable.with_timeout(0.1) as cancel:
+            async for item in cancel.stream(source.items()):
+                consumed.append(item)
+    partial = cancel.context.partial_result
+    assert partial["count"] == len(consumed) > 0
+    assert partial["buffer"] == consumed
+    assert partial["completed"] is False
+    assert info.value.context is not None
+    assert info.value.context.partial_result is partial
+    assert source.closed
+
+
+async def test_token_mid_stream_keeps_what_was_consumed() -> None:
+    token = CancelationToken()
+    source = Source()
+    with pytest.raises(ManualCancelation):
+        async with Cancelable.with_token(token) as cancel:
+            async for item in cancel.stream(source.items(delay=0)):
+                if item == 9:
+                    await token.cancel()
+    assert cancel.context.partial_result["count"] == 10
+    assert cancel.context.partial_result["buffer"][-1] == 9
+    assert source.closed
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+async def test_signal_mid_stream_keeps_what_was_consumed() -> None:
+    source = Source()
+    with pytest.raises(SignalCancelation):
+        async with Cancelable.with_signal(signal.SIGUSR1) as cancel:
+            async for item in cancel.stream(source.items(delay=0.001)):
+                if item == 4:
+                    signal.raise_signal(signal.SIGUSR1)
+    assert cancel.context.partial_result["count"] >= 5
+    assert cancel.context.partial_result["completed"] is False
+
+
+async def test_source_that_never_awaits_is_still_cancelled() -> None:
+    async def busy() -> AsyncIterator[int]:
+        index = 0
+        while True:
+            yield index
+            index += 1
+
+    with pytest.raises(ManualCancelation):
+        async with Cancelable() as cancel:
+            async for item in cancel.stream(busy()):
+                if item == 100:
+                    cancel.cancel_sync()
+    assert 100 < cancel.context.partial_result["count"] < 10_000
+
+
+async def test_early_break_closes_the_source_when_the_block_ends() -> None:
+    source = Source()
+    async with Cancelable() as cancel:
+        async for item in cancel.stream(source.items(delay=0)):
+            if item == 2:
+                break
+    assert source.closed
+    assert cancel.context.status is OperationStatus.COMPLETED
+    assert cancel.context.partial_result == {"count": 3, "buffer": [0, 1, 2], "completed": False}
+
+
+async def test_aclosing_closes_the_source_at_once() -> None:
+    source = Source()
+    async with Cancelable() as cancel:
+        async with aclosing(cancel.stream(source.items(delay=0))) as items:
+            async for item in items:
+                if item == 2:
+                    break
+        assert source.closed
+        async with cancel.stream(Source().items(3, 0)) as more:
+            assert [item async for item in more] == [0, 1, 2]
+
+
+async def test_exception_in_the_loop_body_closes_the_source_and_arrives_bare() -> None:
+    source = Source()
+    with pytest.raises(KeyError) as info:
+        async with Cancelable() as cancel:
+            async for item in cancel.stream(source.items(delay=0)):
+                if item == 3:
+                    raise KeyError("consumer")
+    assert type(info.value) is KeyError
+    assert source.closed
+    assert cancel.context.status is OperationStatus.FAILED
+    assert cancel.context.partial_result["count"] == 4
+
+
+async def test_source_that_raises() -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        async with Cancelable() as cancel:
+            async for _ in cancel.stream(broken()):
+                pass
+    assert cancel.context.partial_result == {"count": 2, "buffer": [1, 2], "completed": False}
+    assert cancel.context.error == "connection reset"
+
+
+async def test_buffer_keeps_the_newest_items_up_to_its_bound() -> None:
+    async with Cancelable() as cancel:
+        async for _ in cancel.stream(Source().items(50, 0), buffer_limit=10):
+            pass
+    assert cancel.context.partial_result["buffer"] == list(range(40, 50))
+    assert cancel.context.partial_result["count"] == 50
+
+    async with Cancelable() as cancel:
+        async for _ in cancel.stream(Source().items(5, 0), buffer_partial=False):
+            pass
+    assert cancel.context.partial_result == {"count": 5, "buffer": None, "completed": True}
+
+
+async def test_progress_is_reported_every_n_items() -> None:
+    reports: list[tuple[str, Any, Any]] = []
+
+    async def async_cb(op_id: str, message: Any, meta: Any) -> None:
+        reports.append(("async", message, meta["count"]))
+
+    async with (
+        Cancelable()
+        .on_progress(lambda op_id, message, meta: reports.append(("sync", message, meta)))
+        .on_progress(async_cb) as cancel
+    ):
+        async for _ in cancel.stream(Source().items(10, 0), report_interval=4):
+            pass
+    assert [r for r in reports if r[0] == "sync"] == [
+        ("sync", "Processed 4 items", {"count": 4, "latest_item": 3}),
+        ("sync", "Processed 8 items", {"count": 8, "latest_item": 7}),
+    ]
+    assert [r for r in reports if r[0] == "async"] == [
+        ("async", "Processed 4 items", 4),
+        ("async", "Processed 8 items", 8),
+    ]
+
+
+async def test_a_failing_progress_callback_is_logged_and_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[int] = []
+
+    def broken(op_id: str, message: Any, meta: Any) -> None:
+        raise RuntimeError("progress bug")
+
+    async with (
+        Cancelable()
+        .on_progress(broken)
+        .on_progress(lambda op_id, message, meta: seen.append(meta["count"])) as cancel
+    ):
+        async for _ in cancel.stream(Source().items(4, 0), report_interval=2):
+            pass
+    assert seen == [2, 4]
+    assert sum("progress bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info) == 2
+
+
+async def test_streams_hold_no_scope_across_items() -> None:
+    # Consumer-side scopes opened and closed between items would break if one were held.
+    async with Cancelable() as cancel:
+        async for _ in cancel.stream(Source().items(5, 0)):
+            with anyio.move_on_after(1):
+                await anyio.lowlevel.checkpoint()
+    async for _ in cancelable_stream(Source().items(5, 0), timeout=5):
+        with anyio.CancelScope():
+            await anyio.lowlevel.checkpoint()
+        async with Cancelable():
+            pass
+    assert cancel.context.partial_result["completed"] is True
+
+
+# -- cancelable_stream: a stream that runs its own operation -----------------------------------
+
+
+async def test_cancelable_stream_timeout_counts_from_the_first_item() -> None:
+    items = cancelable_stream(Source().items(), timeout=0.1, buffer_partial=True)
+    await anyio.sleep(0.15)  # not started yet: the timeout has not begun
+    consumed: list[int] = []
+    start = time.monotonic()
+    with pytest.raises(TimeoutCancelation) as info:
+        async for item in items:
+            consumed.append(item)
+    assert 0.09 <= time.monotonic() - start < 1.0
+    context = info.value.context
+    assert context is not None
+    assert context.status is OperationStatus.CANCELLED
+    assert context.partial_result == {
+        "count": len(consumed),
+        "buffer": consumed,
+        "completed": False,
+    }
+    assert info.value.__context__ is None
+
+
+async def test_cancelable_stream_with_a_token_stops_between_items() -> None:
+    token = CancelationToken()
+    consumed: list[int] = []
+    with pytest.raises(ManualCancelation, match="enough"):
+        async for item in cancelable_stream(Source().items(delay=0), token=token):
+            consumed.append(item)
+            if item == 3:
+                await token.cancel(message="enough")
+    assert consumed == [0, 1, 2, 3]
+    assert token.callback_count == 0
+
+
+async def test_cancelable_stream_completes_and_reports_progress() -> None:
+    reports: list[Any] = []
+    items = cancelable_stream(
+        Source().items(6, 0),
+        report_interval=3,
+        on_progress=lambda op_id, message, meta: reports.append((op_id, message)),
+        operation_id="feed",
+        name="feed",
+    )
+    assert [item async for item in items] == list(range(6))
+    assert reports == [("feed", "Processed 3 items"), ("feed", "Processed 6 items")]
+
+
+async def test_cancelable_stream_source_error_arrives_bare() -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise OSError("gone")
+
+    with pytest.raises(OSError, match="gone"):
+        async for _ in cancelable_stream(broken(), timeout=5):
+            pass
+
+
+async def test_cancelable_stream_outer_cancellation_goes_on_untouched() -> None:
+    with anyio.move_on_after(0.05) as outer:
+        async for _ in cancelable_stream(Source().items(), timeout=5):
+            pass
+    assert outer.cancelled_caught
+
+
+async def test_cancelable_stream_closed_early_releases_its_token() -> None:
+    token = CancelationToken()
+    source = Source()
+    async with cancelable_stream(source.items(delay=0), token=token) as items:
+        async for item in items:
+            if item == 1:
+                break
+    assert source.closed
+    assert token.callback_count == 0
+
+
+async def test_iterator_over_a_quiet_operation_just_ends() -> None:
+    operation = Cancelable.with_timeout(0.05, raise_on_cancel=False)
+    consumed = [item async for item in CancelableAsyncIterator(Source().items(), operation)]
+    assert consumed
+    assert operation.context.cancel_reason is CancelationReason.TIMEOUT
+
+
+async def test_chunked_stream() -> None:
+    async with Cancelable() as cancel:
+        chunks = [
+            chunk async for chunk in chunked_cancelable_stream(Source().items(7, 0), 3, cancel)
+        ]
+    assert chunks == [[0, 1, 2], [3, 4, 5], [6]]
+    assert cancel.context.partial_result["count"] == 7
+
+
+async def test_chunked_stream_cancelled_mid_way() -> None:
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as cancel:
+            async for _ in chunked_cancelable_stream(Source().items(), 2, cancel):
+                pass
+    assert cancel.context.partial_result["count"] > 0
+
+
+async def test_a_stream_of_an_ended_operation_is_refused() -> None:
+    async with Cancelable() as cancel:
+        pass
+    with pytest.raises(RuntimeError, match="has ended"):
+        async for _ in cancel.stream(Source().items(1, 0)):
+            pass
+
+
+async def test_a_stream_cannot_run_an_operation_with_sources() -> None:
+    operation = Cancelable.with_condition(lambda: False)
+    with pytest.raises(RuntimeError, match="has sources"):
+        async for _ in CancelableAsyncIterator(Source().items(1, 0), operation):
+            pass
+
+
+BAD_STREAM_ARGS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"report_interval": 0}, ValueError, r"^report_interval must be at least 1, got 0$"),
+    ({"report_interval": 1.5}, TypeError, r"^report_interval must be a whole number"),
+    ({"buffer_limit": 0}, ValueError, r"^buffer_limit must be at least 1, got 0$"),
+    ({"buffer_partial": "yes"}, TypeError, r"^buffer_partial must be a bool, got 'yes'$"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_STREAM_ARGS)
+def test_bad_stream_arguments(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        Cancelable().stream(Source().items(), **kwargs)
+
+
+def test_bad_stream_sources_and_operations() -> None:
+    with pytest.raises(TypeError, match=r"^iterator must be an async iterable, got \[1\]$"):
+        Cancelable().stream([1])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^cancelable must be a Cancelable, got None$"):
+        CancelableAsyncIterator(Source().items(), None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^chunk_size must be at least 1, got 0$"):
+        chunked_cancelable_stream(Source().items(), 0, Cancelable())
+    with pytest.raises(ValueError, match=r"^timeout must be"):
+        cancelable_stream(Source().items(), timeout=-1)
+
+
+async def test_a_stream_running_its_operation_records_an_error_in_the_loop() -> None:
+    events: list[str] = []
+    operation = (
+        Cancelable()
+        .on_complete(lambda context: events.append("complete"))
+        .on_error(lambda context, error: events.append(f"error: {error!r}"))
+    )
+    with pytest.raises(KeyError):
+        async with CancelableAsyncIterator(Source().items(delay=0), operation) as items:
+            async for _ in items:
+                raise KeyError("body")
+    assert events == ["error: KeyError('body')"]
+    assert operation.context.status is OperationStatus.FAILED
+
+
+async def test_chunked_stream_with_progress_and_buffer() -> None:
+    reports: list[int] = []
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.2).on_progress(
+            lambda op_id, message, meta: reports.append(meta["count"])
+        ) as cancel:
+            chunks = chunked_cancelable_stream(
+                Source().items(4, 0.01), 3, cancel, report_interval=2, buffer_partial=True
+            )
+            async for _ in chunks:
+                pass
+            await anyio.sleep(10)
+    assert reports == [2, 4]
+    assert cancel.context.partial_result == {
+        "count": 4,
+        "buffer": [0, 1, 2, 3],
+        "completed": True,
+    }
