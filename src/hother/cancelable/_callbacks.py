@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["call_logged", "logger"]
+if TYPE_CHECKING:
+    import logging
 
-logger = logging.getLogger("hother.cancelable")
+__all__ = ["call_logged", "call_logged_sync", "logger"]
+
+
+def logger() -> logging.Logger:
+    """The library's logger, `hother.cancelable`; logging is imported on first use only."""
+    import logging
+
+    return logging.getLogger("hother.cancelable")
 
 
 async def call_logged(callback: Callable[..., Any], *args: Any) -> None:
@@ -19,7 +26,7 @@ async def call_logged(callback: Callable[..., Any], *args: Any) -> None:
         if inspect.isawaitable(result):
             await result
     except Exception:
-        logger.exception("hother.cancelable: callback %r failed", callback)
+        logger().exception("hother.cancelable: callback %r failed", callback)
 
 
 def call_logged_sync(callback: Callable[..., Any], *args: Any) -> Awaitable[Any] | None:
@@ -27,6 +34,6 @@ def call_logged_sync(callback: Callable[..., Any], *args: Any) -> Awaitable[Any]
     try:
         result = callback(*args)
     except Exception:
-        logger.exception("hother.cancelable: callback %r failed", callback)
+        logger().exception("hother.cancelable: callback %r failed", callback)
         return None
     return result if inspect.isawaitable(result) else None

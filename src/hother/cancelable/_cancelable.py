@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 import weakref
+from _thread import get_ident
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from types import TracebackType
-from typing import Any, NamedTuple, NoReturn, ParamSpec, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, ParamSpec, Self, TypeVar, final
 
 import anyio
-import anyio.abc
-import anyio.lowlevel
+
+if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    import anyio.abc
+    import anyio.lowlevel
 
 from ._callbacks import call_logged
 from ._checks import (
@@ -27,7 +28,7 @@ from ._checks import (
     check_reason,
     check_timeout,
 )
-from ._context import CancelationReason, OperationContext, OperationStatus
+from ._context import CancelationReason, OperationContext, OperationStatus, new_id
 from ._exceptions import CancelationError, error_for
 from ._registry import OperationRegistry
 from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
@@ -222,7 +223,7 @@ class Cancelable:
         if parent is not None and not isinstance(parent, Cancelable):
             raise TypeError(f"parent must be a Cancelable or None, got {parent!r}")
         self._context = OperationContext(
-            id=operation_id if operation_id is not None else str(uuid.uuid4()),
+            id=operation_id if operation_id is not None else new_id(),
             name=name,
             metadata=check_metadata(metadata),
             parent_id=None if parent is None else parent.operation_id,
@@ -543,7 +544,7 @@ class Cancelable:
             return False
         waker = self._waker  # read after the append: __aenter__ sets it, then looks at requests
         if waker is not None:
-            if direct and threading.get_ident() == waker.thread_id:
+            if direct and get_ident() == waker.thread_id:
                 self._trip()
             else:
                 waker.call_soon(self._trip)
@@ -577,7 +578,7 @@ class Cancelable:
         return (
             waker is not None
             and self._deadline != _INF
-            and threading.get_ident() == waker.thread_id
+            and get_ident() == waker.thread_id
             and anyio.current_time() >= self._deadline
         )
 

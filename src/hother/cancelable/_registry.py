@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
-import threading
 import weakref
+from _thread import allocate_lock
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
@@ -14,6 +13,8 @@ from ._checks import check_message, check_reason
 from ._context import CancelationReason, OperationContext, OperationStatus
 
 if TYPE_CHECKING:
+    import threading
+
     from ._cancelable import Cancelable
 
 __all__ = ["OperationRegistry", "ThreadSafeRegistry"]
@@ -58,12 +59,12 @@ class OperationRegistry:
     """
 
     _instance: ClassVar[OperationRegistry | None] = None
-    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+    _instance_lock: ClassVar[threading.Lock] = allocate_lock()
 
     def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
         limit = _check_limit("history_limit", history_limit, allow_none=False)
         assert limit is not None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._operations: weakref.WeakValueDictionary[str, Cancelable] = (
             weakref.WeakValueDictionary()
         )
@@ -124,6 +125,8 @@ class OperationRegistry:
         `name_pattern` is a shell-style pattern (`"fetch-*"`), matched against the name.
         """
         _check_status(status)
+        from fnmatch import fnmatchcase  # for this call only: not worth importing for everybody
+
         with self._lock:
             operations = list(self._operations.values())
         return [
@@ -133,10 +136,7 @@ class OperationRegistry:
             and (parent_id is None or op.context.parent_id == parent_id)
             and (
                 name_pattern is None
-                or (
-                    op.context.name is not None
-                    and fnmatch.fnmatchcase(op.context.name, name_pattern)
-                )
+                or (op.context.name is not None and fnmatchcase(op.context.name, name_pattern))
             )
         ]
 

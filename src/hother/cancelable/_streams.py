@@ -13,12 +13,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, cast
 
 import anyio
-import anyio.lowlevel
 
 from ._checks import check_bool
 from ._context import OperationStatus
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    import anyio.lowlevel
+
     from ._cancelable import Cancelable
     from ._token import CancelationToken
 

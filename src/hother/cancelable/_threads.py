@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import threading
+from _thread import allocate_lock
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
 
 from ._callbacks import logger
 from ._wakeup import LoopWaker, current_waker
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    import threading
+
+    import anyio.lowlevel
+    import anyio.to_thread
+
     from ._cancelable import Cancelable
 
 __all__ = ["AnyioBridge", "call_soon_threadsafe", "run_in_thread"]
@@ -57,7 +60,7 @@ class AnyioBridge:
     """
 
     _instance: ClassVar[AnyioBridge | None] = None
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _lock: ClassVar[threading.Lock] = allocate_lock()
 
     def __init__(self) -> None:
         self._waker: LoopWaker | None = None
@@ -88,7 +91,7 @@ class AnyioBridge:
         """
         waker = self._waker or _last_waker
         if waker is None:
-            logger.warning("hother.cancelable: no event loop to run %r on", callback)
+            logger().warning("hother.cancelable: no event loop to run %r on", callback)
             return False
         return waker.call_soon(_run_callback, waker, callback, args)
 

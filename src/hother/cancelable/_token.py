@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import uuid
+from _thread import get_ident
 from collections.abc import Awaitable, Callable, Generator
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
-import anyio.lowlevel
+
+if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    import threading
+
+    import anyio.lowlevel
 
 from ._callbacks import call_logged, call_logged_sync, logger
 from ._checks import check_message, check_reason, check_seconds
-from ._context import CancelationReason
+from ._context import CancelationReason, new_id
 from ._exceptions import error_for
 from ._wakeup import LoopWaker, current_waker
 
@@ -73,7 +76,7 @@ class _UserCallback:
         # From cancel_sync(): run the coroutine on the loop it was registered on, or this one.
         waker = self.waker or _waker_or_none()
         if waker is None or not waker.start_soon(_await_awaitable, awaitable):
-            logger.warning(
+            logger().warning(
                 "hother.cancelable: async callback %r of token %s could not run: no event loop",
                 self.callback,
                 token.id,
@@ -110,7 +113,7 @@ class _EventSetter:
         self.waker = waker
 
     def fire(self, token: CancelationToken, direct: bool) -> None:
-        if direct and threading.get_ident() == self.waker.thread_id:
+        if direct and get_ident() == self.waker.thread_id:
             self.event.set()
         else:
             self.waker.call_soon(self.event.set)
@@ -159,7 +162,7 @@ class CancelationToken:
     __slots__ = ("__weakref__", "_outcomes", "_registrations", "id")
 
     def __init__(self) -> None:
-        self.id: str = str(uuid.uuid4())
+        self.id: str = new_id()
         """A unique id, for logs."""
         self._outcomes: list[_Outcome] = []  # the first one appended wins
         self._registrations: dict[CallbackRegistration, _Listener] = {}
@@ -273,6 +276,8 @@ class CancelationToken:
         """
         if timeout is not None:
             check_seconds("timeout", timeout)
+        import threading  # plain threads only: not worth importing for everybody
+
         event = threading.Event()
         registration = self._add(_ThreadEventSetter(event))
         try:

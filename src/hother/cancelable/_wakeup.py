@@ -8,16 +8,17 @@ a quiet no-op.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
-import threading
+from _thread import get_ident
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._callbacks import logger
+
+if TYPE_CHECKING:  # imported lazily: importing asyncio costs more than importing anyio
+    import asyncio
 
 __all__ = ["LoopWaker", "current_waker"]
-
-logger = logging.getLogger("hother.cancelable")
 
 
 class _TrioToken(Protocol):
@@ -29,14 +30,14 @@ def _run_logged(fn: Callable[..., object], args: tuple[Any, ...]) -> None:
     try:
         fn(*args)
     except Exception:
-        logger.exception("hother.cancelable: a queued wake-up callback failed")
+        logger().exception("hother.cancelable: a queued wake-up callback failed")
 
 
 async def _await_logged(fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
     try:
         await fn(*args)
     except Exception:
-        logger.exception("hother.cancelable: an async callback failed")
+        logger().exception("hother.cancelable: an async callback failed")
 
 
 class LoopWaker:
@@ -49,7 +50,7 @@ class LoopWaker:
     ) -> None:
         self._loop = loop
         self._trio_token = trio_token
-        self.thread_id = threading.get_ident()
+        self.thread_id = get_ident()
 
     def call_soon(self, fn: Callable[..., object], *args: Any) -> bool:
         """Queue `fn(*args)` to run on the loop; False if the loop has finished."""
@@ -82,8 +83,16 @@ _detached: set[asyncio.Task[None]] = set()
 
 
 def current_waker() -> LoopWaker:
-    """The waker of the event loop running in this thread (asyncio, uvloop or trio)."""
+    """The waker of the event loop running in this thread (asyncio, uvloop or trio).
+
+    Raises:
+        RuntimeError: no event loop runs in this thread.
+    """
+    # A running loop has imported its library already: look, do not import.
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():
         return LoopWaker(None, trio.lowlevel.current_trio_token())
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        raise RuntimeError("no running event loop")
     return LoopWaker(asyncio.get_running_loop(), None)

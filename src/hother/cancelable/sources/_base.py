@@ -103,7 +103,7 @@ class CancelationSource(abc.ABC):
             await self.watch()
         except Exception:
             # A broken source must not crash the operation it watches; it stops watching.
-            logger.exception("hother.cancelable: source %r failed and stopped watching", self)
+            logger().exception("hother.cancelable: source %r failed and stopped watching", self)
 
 
 def attach_all(sources: Iterable[CancelationSource], sink: Sink) -> None:
@@ -124,4 +124,4 @@ def detach_all(sources: Iterable[CancelationSource]) -> None:
         try:
             source._detach()  # pyright: ignore[reportPrivateUsage]
         except Exception:
-            logger.exception("hother.cancelable: detaching %r failed", source)
+            logger().exception("hother.cancelable: detaching %r failed", source)

@@ -6,15 +6,17 @@ import inspect
 import math
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.to_thread
 
 from hother.cancelable._callbacks import logger
 from hother.cancelable._checks import check_optional_str, check_timeout
 
 from ._base import CancelationSource
+
+if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    import anyio.to_thread
 
 __all__ = ["ConditionSource", "ResourceConditionSource"]
 
@@ -78,12 +80,12 @@ class ConditionSource(CancelationSource):
             failure = f"{type(exc).__name__}: {exc}"
             if failure != self._last_failure:
                 self._last_failure = failure
-                logger.exception(
+                logger().exception(
                     "hother.cancelable: condition %r raised; treated as not met",
                     self.condition_name,
                 )
             else:
-                logger.debug("condition %r raised again: %s", self.condition_name, failure)
+                logger().debug("condition %r raised again: %s", self.condition_name, failure)
             return False
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, ClassVar
@@ -97,6 +96,8 @@ class SignalSource(CancelationSource):
         await anyio.sleep_forever()  # the handler does the work; the task marks the lifetime
 
     def _attach(self, sink: Sink) -> None:
+        import threading
+
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError(
                 f"{self!r} must be entered in the main thread: Python runs signal handlers "
