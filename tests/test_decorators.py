@@ -266,3 +266,38 @@ async def test_with_timeout_rejects_bad_input_and_closes_the_coroutine() -> None
         await with_timeout(1, 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^timeout must be"):
         await with_timeout(-1, anyio.sleep(0.01))  # closed, so no "never awaited" warning
+
+
+async def test_the_operation_may_be_passed_by_position_and_none_means_not_passed() -> None:
+    @cancelable()
+    async def job(url: str, cancelable: Cancelable | None = None) -> Cancelable | None:
+        return cancelable
+
+    @ensure_cancelable
+    async def library_call(url: str, cancelable: Cancelable | None = None) -> Cancelable | None:
+        return cancelable
+
+    mine = Cancelable()
+    assert await job("u", mine) is mine
+    assert isinstance(await job("u", None), Cancelable)
+    assert isinstance(await job("u", cancelable=None), Cancelable)
+    async with Cancelable() as running:
+        assert await library_call("u", running) is running
+    assert isinstance(await library_call("u", None), Cancelable)
+
+
+async def test_concurrent_calls_sharing_an_operation_id_keep_the_registry_right() -> None:
+    registry = OperationRegistry.get_instance()
+    registry.clear_all_sync()
+
+    @cancelable(operation_id="fetch", register_globally=True)
+    async def fetch(seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fetch, 0.01)
+        tg.start_soon(fetch, 0.1)
+        await anyio.sleep(0.05)
+        assert [r.id for r in registry.list_operations_sync()] == ["fetch"]
+    assert len(registry.get_history_sync()) == 2
+    registry.clear_all_sync()

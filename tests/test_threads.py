@@ -202,3 +202,62 @@ async def test_bridge_start_binds_and_waits_like_0_11() -> None:
         with anyio.fail_after(2):
             await done.wait()
         tg.cancel_scope.cancel()
+
+
+async def test_the_operations_token_wait_sync_wakes_at_the_deadline() -> None:
+    start = time.monotonic()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as cancel:
+            assert await cancel.run_in_thread(cancel.token.wait_sync, 5) is True
+    assert time.monotonic() - start < 1
+
+
+async def test_is_cancelled_sees_the_deadline_from_a_worker_thread() -> None:
+    def poll() -> float:
+        operation = current_operation()
+        assert operation is not None
+        start = time.monotonic()
+        while not operation.is_cancelled and time.monotonic() - start < 5:
+            time.sleep(0.005)
+        return time.monotonic() - start
+
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05) as cancel:
+            waited = await cancel.run_in_thread(poll)
+            assert waited < 1
+            await anyio.sleep(10)
+
+
+async def test_a_child_token_in_a_thread_sees_its_parents_deadline() -> None:
+    def cooperative() -> str:
+        operation = current_operation()
+        assert operation is not None
+        for _ in range(500):
+            time.sleep(0.01)
+            if operation.token.is_cancelled:
+                return "stopped"
+        return "ran out"
+
+    with pytest.raises(TimeoutCancelation):
+        async with (
+            Cancelable.with_timeout(0.05) as outer,
+            Cancelable(parent=outer) as child,
+        ):
+            assert await child.run_in_thread(cooperative) == "stopped"
+
+
+async def test_a_bridge_bound_to_a_finished_loop_falls_back_to_the_latest(
+    backend_name: str,
+) -> None:
+    def bind_in_another_loop() -> None:
+        async def bind() -> None:
+            AnyioBridge.get_instance()
+
+        anyio.run(bind, backend=backend_name)
+
+    await anyio.to_thread.run_sync(bind_in_another_loop)  # that loop is gone now
+    done = anyio.Event()
+    async with Cancelable():  # the latest operation's loop is this one
+        await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
+        with anyio.fail_after(2):
+            await done.wait()

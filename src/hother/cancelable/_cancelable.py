@@ -26,6 +26,7 @@ from ._checks import (
     check_metadata,
     check_optional_str,
     check_reason,
+    check_seconds,
     check_timeout,
 )
 from ._context import CancelationReason, OperationContext, OperationStatus, new_id
@@ -73,10 +74,32 @@ class _OperationToken(CancelationToken):
         self._operation = weakref.ref(operation)
 
     def _catch_up(self) -> None:
-        if not self._outcomes:
-            operation = self._operation()
-            if operation is not None:
-                operation._expire_if_due()  # pyright: ignore[reportPrivateUsage]
+        # The operation's own deadline, and its parents' (whose cancellation reaches it).
+        operation = self._operation()
+        while operation is not None and not self._outcomes:
+            operation._expire_if_due()  # pyright: ignore[reportPrivateUsage]
+            operation = operation.parent
+
+    def _next_deadline(self) -> float:
+        # Seconds on time.monotonic() until the nearest deadline that would cancel this token.
+        nearest = _INF
+        operation = self._operation()
+        while operation is not None:
+            nearest = min(nearest, operation._deadline_mono)  # pyright: ignore[reportPrivateUsage]
+            operation = operation.parent
+        return nearest
+
+    def wait_sync(self, timeout: float | None = None) -> bool:
+        # Like the base class, also woken by a deadline, which no request announces.
+        end = _INF if timeout is None else time.monotonic() + check_seconds("timeout", timeout)
+        while True:
+            if self.is_cancelled:
+                return True
+            now = time.monotonic()
+            if now >= end:
+                return False
+            wake = min(end, self._next_deadline())
+            super().wait_sync(None if wake == _INF else max(0.0, wake - now))
 
     @property
     def is_cancelled(self) -> bool:
@@ -470,7 +493,10 @@ class Cancelable:
             return True
         if status is not OperationStatus.RUNNING:
             return False
-        if self._deadline_passed():
+        if self._deadline_passed():  # read on the loop's own clock, on its thread
+            return True
+        self._expire_if_due()  # from another thread: on time.monotonic()
+        if self._requests:
             return True
         return self._enclosing is not None and self._enclosing.is_cancelled
 
@@ -767,7 +793,7 @@ class Cancelable:
             self._notify_token()
         self._waker = None
         if self._register_globally:
-            OperationRegistry.get_instance().unregister_sync(context.id)
+            OperationRegistry.get_instance()._unregister(self)  # pyright: ignore[reportPrivateUsage]
         if self._callbacks is not None:
             if status is OperationStatus.COMPLETED:
                 await self._run_callbacks("complete", context)

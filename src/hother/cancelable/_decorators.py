@@ -3,7 +3,8 @@
 A decorated function keeps its name, docstring and signature (`inspect.signature` follows
 `__wrapped__`), so frameworks that read signatures see the original parameters. The
 operation is passed only to a function that declares the parameter (`cancelable` unless
-told otherwise), and only when the caller did not pass one.
+told otherwise), and only when the caller did not pass one, by position or by keyword (an
+explicit None counts as not passed).
 """
 
 from __future__ import annotations
@@ -43,8 +44,32 @@ def _check_coroutine_function(fn: object) -> None:
         raise TypeError(f"the decorated function must be an `async def` function, got {fn!r}")
 
 
-def _declares(fn: Callable[..., Any], parameter: str) -> bool:
-    return parameter in inspect.signature(fn).parameters
+def _slot(fn: Callable[..., Any], parameter: str) -> int | None:
+    """Where a call may give `parameter`: its position (-1: by keyword only); None: nowhere."""
+    parameters = list(inspect.signature(fn).parameters.values())
+    for index, candidate in enumerate(parameters):
+        if candidate.name == parameter:
+            positional = candidate.kind in (
+                inspect.Parameter.POSITIONAL_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            )
+            return index if positional else -1
+    return None
+
+
+def _given(slot: int, parameter: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Did the caller pass `parameter` (None counts as not passed)?"""
+    if 0 <= slot < len(args):
+        return args[slot] is not None
+    return kwargs.get(parameter) is not None
+
+
+def _inject(
+    slot: int, parameter: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if 0 <= slot < len(args):  # passed positionally, as None
+        return (*args[:slot], value, *args[slot + 1 :]), kwargs
+    return args, {**kwargs, parameter: value}
 
 
 def _run_as_operation(
@@ -54,13 +79,17 @@ def _run_as_operation(
 
     def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         _check_coroutine_function(fn)
-        inject = inject_param is not None and _declares(fn, inject_param)
+        slot = None if inject_param is None else _slot(fn, inject_param)
 
         @functools.wraps(fn)
         async def run(*args: P.args, **kwargs: P.kwargs) -> T:
             async with make(fn) as operation:
-                if inject and inject_param not in kwargs:
-                    kwargs[inject_param] = operation  # type: ignore[index]
+                if (
+                    slot is not None
+                    and inject_param is not None
+                    and not _given(slot, inject_param, args, kwargs)
+                ):
+                    args, kwargs = _inject(slot, inject_param, operation, args, kwargs)  # type: ignore[assignment]
                 return await fn(*args, **kwargs)
             return cast("T", None)  # only a quiet operation (raise_on_cancel=False) gets here
 
@@ -281,12 +310,12 @@ def with_current_operation(inject_param: str = "operation") -> Decorator[P, T]:
 
     def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         _check_coroutine_function(fn)
-        inject = _declares(fn, parameter)
+        slot = _slot(fn, parameter)
 
         @functools.wraps(fn)
         async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            if inject and parameter not in kwargs:
-                kwargs[parameter] = current_operation()  # type: ignore[index]
+            if slot is not None and not _given(slot, parameter, args, kwargs):
+                args, kwargs = _inject(slot, parameter, current_operation(), args, kwargs)  # type: ignore[assignment]
             return await fn(*args, **kwargs)
 
         return run
@@ -325,15 +354,16 @@ def ensure_cancelable(fn: AsyncFunction[P, T]) -> AsyncFunction[P, T]:
         TypeError: the function is not async or does not declare `cancelable`.
     """
     _check_coroutine_function(fn)
-    if not _declares(fn, "cancelable"):
+    slot = _slot(fn, "cancelable")
+    if slot is None:
         raise TypeError(f"{fn.__qualname__} must declare a `cancelable` parameter")
 
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        if kwargs.get("cancelable") is not None:
+        if _given(slot, "cancelable", args, kwargs):
             return await fn(*args, **kwargs)
         async with Cancelable(name=fn.__qualname__) as operation:
-            kwargs["cancelable"] = operation
+            args, kwargs = _inject(slot, "cancelable", operation, args, kwargs)  # type: ignore[assignment]
             return await fn(*args, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 

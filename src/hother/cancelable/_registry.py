@@ -26,7 +26,10 @@ DEFAULT_HISTORY_LIMIT = 1000
 
 
 def _snapshot(context: OperationContext) -> OperationContext:
-    """A copy that later changes to the operation do not reach (metadata copied too)."""
+    """A copy of the record: later changes of status, times or metadata do not reach it.
+
+    `partial_result` is the same object as the operation's, not a copy.
+    """
     return dataclasses.replace(context, metadata=dict(context.metadata))
 
 
@@ -108,6 +111,14 @@ class OperationRegistry:
             operation = self._operations.pop(operation_id, None)
             if operation is not None and operation.context.is_terminal:
                 self._history.append(_snapshot(operation.context))
+
+    def _unregister(self, operation: Cancelable) -> None:
+        # As its block ends: remove this very operation, not another one with the same id.
+        with self._lock:
+            operation_id = operation.operation_id
+            if self._operations.get(operation_id) is operation:
+                del self._operations[operation_id]
+            self._history.append(_snapshot(operation.context))
 
     def get_operation_sync(self, operation_id: str) -> Cancelable | None:
         """The running operation with this id, or None."""

@@ -89,11 +89,11 @@ class AnyioBridge:
 
         Safe from any thread. Returns False, and logs why, when there is no loop to run it.
         """
-        waker = self._waker or _last_waker
-        if waker is None:
-            logger().warning("hother.cancelable: no event loop to run %r on", callback)
-            return False
-        return waker.call_soon(_run_callback, waker, callback, args)
+        for waker in (self._waker, _last_waker):  # the bound loop, else the latest one
+            if waker is not None and waker.call_soon(_run_callback, waker, callback, args):
+                return True
+        logger().warning("hother.cancelable: no running event loop to run %r on", callback)
+        return False
 
 
 def _run_callback(waker: LoopWaker, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
