@@ -29,7 +29,7 @@ from ._checks import (
     check_seconds,
     check_timeout,
 )
-from ._context import CancelationReason, OperationContext, OperationStatus, new_id
+from ._context import CancelationReason, OperationContext, OperationStatus
 from ._exceptions import CancelationError, error_for
 from ._registry import OperationRegistry
 from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
@@ -123,15 +123,18 @@ class _Request(NamedTuple):
 class _OperationLink:
     """Requests the cancellation of an operation when the token it listens to is cancelled."""
 
-    __slots__ = ("details", "message", "operation", "reason")
+    __slots__ = ("details", "message", "operation", "reason", "registration", "token")
 
     def __init__(
         self,
+        token: CancelationToken,
         operation: Cancelable,
         reason: CancelationReason | None = None,
         message: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        self.token = token
+        self.registration: CallbackRegistration | None = None  # while the block runs
         self.operation = operation
         self.reason = reason  # None: take the token's own reason and message
         self.message = message
@@ -219,9 +222,9 @@ class Cancelable:
         "_enclosing",
         "_links",
         "_parent",
+        "_parent_link",
         "_raise_on_cancel",
         "_register_globally",
-        "_registrations",
         "_requests",
         "_scope",
         "_sources",
@@ -246,9 +249,9 @@ class Cancelable:
         if parent is not None and not isinstance(parent, Cancelable):
             raise TypeError(f"parent must be a Cancelable or None, got {parent!r}")
         self._context = OperationContext(
-            id=operation_id if operation_id is not None else new_id(),
+            id=operation_id,
             name=name,
-            metadata=check_metadata(metadata),
+            metadata=None if metadata is None else check_metadata(metadata),
             parent_id=None if parent is None else parent.operation_id,
         )
         self._register_globally = check_bool("register_globally", register_globally)
@@ -256,7 +259,8 @@ class Cancelable:
         self._parent = parent
         self._timeout: float | None = None
         # Tokens that cancel this operation, with the reason to report (None: the token's own).
-        self._links: list[tuple[CancelationToken, _OperationLink]] = []
+        self._links: list[_OperationLink] = []
+        self._parent_link: _OperationLink | None = None  # made as the block starts
         self._sources: list[CancelationSource] = []
         self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
         self._callbacks: dict[str, list[_Callback]] | None = None
@@ -270,7 +274,6 @@ class Cancelable:
         self._waker: LoopWaker | None = None
         self._enclosing: Cancelable | None = None
         self._ctx_token: Token[Cancelable | None] | None = None
-        self._registrations: list[CallbackRegistration] = []
         self._streams: list[CancelableAsyncIterator[Any]] | None = None  # closed at the end
         self._detached = False  # run step by step by a stream, not by an `async with` block
 
@@ -367,7 +370,7 @@ class Cancelable:
         message: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self._links.append((token, _OperationLink(self, reason, message, details)))
+        self._links.append(_OperationLink(token, self, reason, message, details))
 
     def add_source(self, source: CancelationSource) -> Self:
         """Add a cancellation source that runs as a task while the block runs.
@@ -405,8 +408,8 @@ class Cancelable:
         timeouts = [m._timeout for m in members if m._timeout is not None]
         combined._timeout = min(timeouts) if timeouts else None
         for member in members:
-            for token, link in member._links:
-                combined._link(token, link.reason, link.message, link.details)
+            for link in member._links:
+                combined._link(link.token, link.reason, link.message, link.details)
             combined._sources.extend(member._sources)
             combined._link(member.token, None)
         return combined
@@ -662,27 +665,24 @@ class Cancelable:
         return self._request(source.reason, message, details or None, False)
 
     def _disarm_links(self) -> None:
-        for registration in self._registrations:
-            registration.unregister()
-        self._registrations.clear()
+        for link in self._links:
+            _disarm(link)
+        if self._parent_link is not None:
+            _disarm(self._parent_link)
 
     def _arm_links(self) -> None:
-        links = self._links
+        for link in self._links:
+            _arm(link)
         parent = self._parent
         if parent is not None:
-            parent_link = _OperationLink(
+            self._parent_link = link = _OperationLink(
+                parent.token,
                 self,
                 CancelationReason.PARENT,
                 f"parent operation {parent.operation_id} was cancelled",
                 {_PARENT_KEY: parent.operation_id},
             )
-            links = [*links, (parent.token, parent_link)]
-        registrations = self._registrations
-        for token, link in links:
-            if token.is_cancelled:
-                link.fire(token, True)
-            else:
-                registrations.append(token._add(link))  # pyright: ignore[reportPrivateUsage]
+            _arm(link)
 
     async def __aexit__(
         self,
@@ -980,6 +980,21 @@ class Cancelable:
             return await self.wrap(fn)(*args, **kwargs)
 
         yield call
+
+
+def _arm(link: _OperationLink) -> None:
+    token = link.token
+    if token.is_cancelled:
+        link.fire(token, True)
+    else:
+        link.registration = token._add(link)  # pyright: ignore[reportPrivateUsage]
+
+
+def _disarm(link: _OperationLink) -> None:
+    registration = link.registration
+    if registration is not None:
+        link.registration = None
+        registration.unregister()
 
 
 def bind_current(operation: Cancelable) -> None:

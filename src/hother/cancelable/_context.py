@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,36 +60,104 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(slots=True, eq=False)
 class OperationContext:
     """What is known about one operation, readable during and after its block.
 
     A `Cancelable` owns one and updates it as the block runs and ends; read it through
     `cancel.context`, or through `err.context` on a `CancelationError`.
+
+    Attributes:
+        name: a human-readable name, if one was given.
+        status: where the operation is in its life.
+        start_time: when the block was entered (UTC).
+        end_time: when the block was left (UTC).
+        cancel_reason: why it was cancelled; `None` unless `status` is `CANCELLED`.
+        cancel_message: the message that came with the cancellation.
+        error: `str()` of the exception that ended the block, when `status` is `FAILED`.
+        partial_result: whatever the operation saved before it ended (streams store their
+            progress here).
+        parent_id: the id of the parent operation, if any.
     """
 
-    id: str
-    """The operation id (given, or a random UUID)."""
-    name: str | None = None
-    """A human-readable name, if one was given."""
-    status: OperationStatus = OperationStatus.PENDING
-    """Where the operation is in its life."""
-    start_time: datetime | None = None
-    """When the block was entered (UTC)."""
-    end_time: datetime | None = None
-    """When the block was left (UTC)."""
-    cancel_reason: CancelationReason | None = None
-    """Why it was cancelled; `None` unless `status` is `CANCELLED`."""
-    cancel_message: str | None = None
-    """The message that came with the cancellation."""
-    error: str | None = None
-    """`str()` of the exception that ended the block, when `status` is `FAILED`."""
-    partial_result: Any = None
-    """Whatever the operation saved before it ended (streams store their progress here)."""
-    metadata: dict[str, Any] = field(default_factory=dict[str, Any])
-    """Free-form data given at construction."""
-    parent_id: str | None = None
-    """The id of the parent operation, if any."""
+    # A plain class with slots: the id and the metadata dict are made on first use, since
+    # most operations never read them (the hot path allocates little).
+    __slots__ = (
+        "_id",
+        "_metadata",
+        "cancel_message",
+        "cancel_reason",
+        "end_time",
+        "error",
+        "name",
+        "parent_id",
+        "partial_result",
+        "start_time",
+        "status",
+    )
+
+    def __init__(
+        self,
+        id: str | None = None,
+        name: str | None = None,
+        status: OperationStatus = OperationStatus.PENDING,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        cancel_reason: CancelationReason | None = None,
+        cancel_message: str | None = None,
+        error: str | None = None,
+        partial_result: Any = None,
+        metadata: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+    ) -> None:
+        self._id = id
+        self.name = name
+        self.status = status
+        self.start_time = start_time
+        self.end_time = end_time
+        self.cancel_reason = cancel_reason
+        self.cancel_message = cancel_message
+        self.error = error
+        self.partial_result = partial_result
+        self._metadata = metadata
+        self.parent_id = parent_id
+
+    @property
+    def id(self) -> str:
+        """The operation id (given, or a random UUID)."""
+        if self._id is None:
+            self._id = new_id()
+        return self._id
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Free-form data given at construction; add to it freely."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    def copy(self) -> OperationContext:
+        """A copy of the record: later changes of status, times or metadata do not reach it.
+
+        `partial_result` is the same object as the operation's, not a copy.
+        """
+        return OperationContext(
+            self.id,
+            self.name,
+            self.status,
+            self.start_time,
+            self.end_time,
+            self.cancel_reason,
+            self.cancel_message,
+            self.error,
+            self.partial_result,
+            dict(self.metadata),
+            self.parent_id,
+        )
+
+    def __repr__(self) -> str:
+        reason = "" if self.cancel_reason is None else f" {self.cancel_reason.value}"
+        name = "" if self.name is None else f" {self.name!r}"
+        return f"<OperationContext {self.id}{name} {self.status.value}{reason}>"
 
     @property
     def duration(self) -> timedelta | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 from _thread import allocate_lock
 from collections import deque
@@ -26,11 +25,7 @@ DEFAULT_HISTORY_LIMIT = 1000
 
 
 def _snapshot(context: OperationContext) -> OperationContext:
-    """A copy of the record: later changes of status, times or metadata do not reach it.
-
-    `partial_result` is the same object as the operation's, not a copy.
-    """
-    return dataclasses.replace(context, metadata=dict(context.metadata))
+    return context.copy()
 
 
 def _check_status(status: object) -> OperationStatus | None:

@@ -82,6 +82,10 @@ class LoopWaker:
 _detached: set[asyncio.Task[None]] = set()
 
 
+# The waker of the loop each thread ran last: most operations reuse it instead of a new one.
+_latest: dict[int, LoopWaker] = {}
+
+
 def current_waker() -> LoopWaker:
     """The waker of the event loop running in this thread (asyncio, uvloop or trio).
 
@@ -89,10 +93,20 @@ def current_waker() -> LoopWaker:
         RuntimeError: no event loop runs in this thread.
     """
     # A running loop has imported its library already: look, do not import.
+    latest = _latest.get(get_ident())
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():
-        return LoopWaker(None, trio.lowlevel.current_trio_token())
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        raise RuntimeError("no running event loop")
-    return LoopWaker(asyncio.get_running_loop(), None)
+        token = trio.lowlevel.current_trio_token()
+        if latest is not None and latest._trio_token is token:  # pyright: ignore[reportPrivateUsage]
+            return latest
+        waker = LoopWaker(None, token)
+    else:
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is None:
+            raise RuntimeError("no running event loop")
+        loop = asyncio.get_running_loop()
+        if latest is not None and latest._loop is loop:  # pyright: ignore[reportPrivateUsage]
+            return latest
+        waker = LoopWaker(loop, None)
+    _latest[waker.thread_id] = waker
+    return waker
