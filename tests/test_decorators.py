@@ -298,6 +298,7 @@ async def test_concurrent_calls_sharing_an_operation_id_keep_the_registry_right(
         tg.start_soon(fetch, 0.01)
         tg.start_soon(fetch, 0.1)
         await anyio.sleep(0.05)
-        assert [r.id for r in registry.list_operations_sync()] == ["fetch"]
+        assert [r.id for r in registry.list_operations_sync()] == ["fetch"]  # the slow one
+        assert registry.get_operation_sync("fetch") is not None
     assert len(registry.get_history_sync()) == 2
     registry.clear_all_sync()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-import weakref
 from _thread import get_ident
+from _weakref import ref as weak_ref
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
-from datetime import UTC, datetime, timedelta
 from functools import wraps
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, ParamSpec, Self, TypeVar, final
@@ -16,6 +15,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, ParamSpec, Self, Ty
 import anyio
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    from datetime import timedelta
+
     import anyio.abc
     import anyio.lowlevel
 
@@ -71,7 +72,7 @@ class _OperationToken(CancelationToken):
 
     def __init__(self, operation: Cancelable) -> None:
         super().__init__()
-        self._operation = weakref.ref(operation)
+        self._operation = weak_ref(operation)
 
     def _catch_up(self) -> None:
         # The operation's own deadline, and its parents' (whose cancellation reaches it).
@@ -642,7 +643,7 @@ class Cancelable:
         self._ctx_token = _current.set(self)
         context = self._context
         context.status = OperationStatus.RUNNING
-        context.start_time = datetime.now(UTC)
+        context._started = time.time()  # pyright: ignore[reportPrivateUsage]
         if self._register_globally:
             OperationRegistry.get_instance().register_sync(self)
         if self._requests:
@@ -785,7 +786,7 @@ class Cancelable:
                 await stream._block_ended()  # pyright: ignore[reportPrivateUsage]
         context = self._context
         context.status = status
-        context.end_time = datetime.now(UTC)
+        context._ended = time.time()  # pyright: ignore[reportPrivateUsage]
         if status is OperationStatus.CANCELLED:
             first = self._requests[0]
             context.cancel_reason, context.cancel_message = first.reason, first.message
@@ -817,7 +818,7 @@ class Cancelable:
             self._deadline_mono = time.monotonic() + self._timeout
         context = self._context
         context.status = OperationStatus.RUNNING
-        context.start_time = datetime.now(UTC)
+        context._started = time.time()  # pyright: ignore[reportPrivateUsage]
         if self._register_globally:
             OperationRegistry.get_instance().register_sync(self)
         self._detached = True

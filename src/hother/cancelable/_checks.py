@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from ._context import CancelationReason
+from ._context import CancelationReason, is_timedelta
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 __all__ = ["check_bool", "check_message", "check_reason", "check_seconds", "check_timeout"]
 
@@ -55,8 +57,8 @@ def check_seconds(name: str, value: object) -> float:
 
 def check_timeout(value: object, name: str = "timeout") -> float:
     """A timeout: a positive, finite number of seconds or a positive `timedelta`."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
+    if is_timedelta(value):
+        seconds = cast("timedelta", value).total_seconds()
         if seconds <= 0:
             raise ValueError(f"{name} must be a positive duration, got {value!r}")
         return seconds

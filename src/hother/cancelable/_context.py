@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import enum
 import os
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # datetime is imported when a time is read, not at import
+    from datetime import datetime, timedelta
 
 __all__ = ["CancelationReason", "OperationContext", "OperationStatus"]
 
@@ -56,8 +60,17 @@ def new_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+def utc(timestamp: float) -> datetime:
+    """A `time.time()` timestamp as an aware UTC datetime."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def is_timedelta(value: object) -> bool:
+    """True for a `datetime.timedelta`, without importing datetime for the answer."""
+    module = sys.modules.get("datetime")  # no timedelta exists before datetime is imported
+    return module is not None and isinstance(value, module.timedelta)
 
 
 class OperationContext:
@@ -69,8 +82,6 @@ class OperationContext:
     Attributes:
         name: a human-readable name, if one was given.
         status: where the operation is in its life.
-        start_time: when the block was entered (UTC).
-        end_time: when the block was left (UTC).
         cancel_reason: why it was cancelled; `None` unless `status` is `CANCELLED`.
         cancel_message: the message that came with the cancellation.
         error: `str()` of the exception that ended the block, when `status` is `FAILED`.
@@ -82,16 +93,16 @@ class OperationContext:
     # A plain class with slots: the id and the metadata dict are made on first use, since
     # most operations never read them (the hot path allocates little).
     __slots__ = (
+        "_ended",
         "_id",
         "_metadata",
+        "_started",
         "cancel_message",
         "cancel_reason",
-        "end_time",
         "error",
         "name",
         "parent_id",
         "partial_result",
-        "start_time",
         "status",
     )
 
@@ -100,8 +111,6 @@ class OperationContext:
         id: str | None = None,
         name: str | None = None,
         status: OperationStatus = OperationStatus.PENDING,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
         cancel_reason: CancelationReason | None = None,
         cancel_message: str | None = None,
         error: str | None = None,
@@ -112,8 +121,8 @@ class OperationContext:
         self._id = id
         self.name = name
         self.status = status
-        self.start_time = start_time
-        self.end_time = end_time
+        self._started: float | None = None  # time.time() when the block was entered
+        self._ended: float | None = None  # and when it was left
         self.cancel_reason = cancel_reason
         self.cancel_message = cancel_message
         self.error = error
@@ -140,12 +149,10 @@ class OperationContext:
 
         `partial_result` is the same object as the operation's, not a copy.
         """
-        return OperationContext(
+        copy = OperationContext(
             self.id,
             self.name,
             self.status,
-            self.start_time,
-            self.end_time,
             self.cancel_reason,
             self.cancel_message,
             self.error,
@@ -153,6 +160,18 @@ class OperationContext:
             dict(self.metadata),
             self.parent_id,
         )
+        copy._started, copy._ended = self._started, self._ended
+        return copy
+
+    @property
+    def start_time(self) -> datetime | None:
+        """When the block was entered (UTC), or None before."""
+        return None if self._started is None else utc(self._started)
+
+    @property
+    def end_time(self) -> datetime | None:
+        """When the block was left (UTC), or None before."""
+        return None if self._ended is None else utc(self._ended)
 
     def __repr__(self) -> str:
         reason = "" if self.cancel_reason is None else f" {self.cancel_reason.value}"
@@ -162,16 +181,19 @@ class OperationContext:
     @property
     def duration(self) -> timedelta | None:
         """Time spent in the block so far, or in all once it ended; `None` before entry."""
-        if self.start_time is None:
+        seconds = self.duration_seconds
+        if seconds is None:
             return None
-        end = self.end_time if self.end_time is not None else _utcnow()
-        return end - self.start_time
+        from datetime import timedelta
+
+        return timedelta(seconds=seconds)
 
     @property
     def duration_seconds(self) -> float | None:
         """`duration` in seconds."""
-        duration = self.duration
-        return None if duration is None else duration.total_seconds()
+        if self._started is None:
+            return None
+        return (self._ended if self._ended is not None else time.time()) - self._started
 
     @property
     def is_terminal(self) -> bool:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from ._cancelable import Cancelable, current_operation
 from ._checks import check_bool, check_optional_str, check_timeout
 from ._token import CancelationToken
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 __all__ = [
     "cancelable",

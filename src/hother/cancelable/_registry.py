@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import weakref
 from _thread import allocate_lock
 from collections import deque
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 from ._checks import check_message, check_reason
@@ -13,6 +11,8 @@ from ._context import CancelationReason, OperationContext, OperationStatus
 
 if TYPE_CHECKING:
     import threading
+    import weakref
+    from datetime import datetime, timedelta
 
     from ._cancelable import Cancelable
 
@@ -63,9 +63,8 @@ class OperationRegistry:
         limit = _check_limit("history_limit", history_limit, allow_none=False)
         assert limit is not None
         self._lock = allocate_lock()
-        self._operations: weakref.WeakValueDictionary[str, Cancelable] = (
-            weakref.WeakValueDictionary()
-        )
+        # Keyed by the object, in the order registered: several may share an operation id.
+        self._operations: dict[int, weakref.ref[Cancelable]] = {}
         self._history: deque[OperationContext] = deque(maxlen=limit)
 
     @classmethod
@@ -97,28 +96,39 @@ class OperationRegistry:
 
         if not isinstance(operation, Cancelable):
             raise TypeError(f"operation must be a Cancelable, got {operation!r}")
+        from weakref import ref  # the registry's first use: not worth importing for everybody
+
+        key = id(operation)
+        operations = self._operations
+        # Dropped, not kept alive: the entry goes when the operation is garbage collected.
+        entry = ref(operation, lambda _: operations.pop(key, None))
         with self._lock:
-            self._operations[operation.operation_id] = operation
+            operations[key] = entry
 
     def unregister_sync(self, operation_id: str) -> None:
-        """Stop listing the operation; if it has ended, its record joins the history."""
+        """Stop listing the operation(s) with this id; those that ended join the history."""
         with self._lock:
-            operation = self._operations.pop(operation_id, None)
-            if operation is not None and operation.context.is_terminal:
-                self._history.append(_snapshot(operation.context))
+            for operation in self._live():
+                if operation.operation_id == operation_id:
+                    del self._operations[id(operation)]
+                    if operation.context.is_terminal:
+                        self._history.append(_snapshot(operation.context))
 
     def _unregister(self, operation: Cancelable) -> None:
-        # As its block ends: remove this very operation, not another one with the same id.
+        # As its block ends: this very operation, whatever else shares its id.
         with self._lock:
-            operation_id = operation.operation_id
-            if self._operations.get(operation_id) is operation:
-                del self._operations[operation_id]
+            self._operations.pop(id(operation), None)
             self._history.append(_snapshot(operation.context))
 
+    def _live(self) -> list[Cancelable]:
+        # Under the lock; entries whose operation is gone are skipped.
+        return [op for entry in list(self._operations.values()) if (op := entry()) is not None]
+
     def get_operation_sync(self, operation_id: str) -> Cancelable | None:
-        """The running operation with this id, or None."""
+        """The running operation with this id (the latest registered, if several), or None."""
         with self._lock:
-            return self._operations.get(operation_id)
+            matching = [op for op in self._live() if op.operation_id == operation_id]
+        return matching[-1] if matching else None
 
     def list_operations_sync(
         self,
@@ -134,7 +144,7 @@ class OperationRegistry:
         from fnmatch import fnmatchcase  # for this call only: not worth importing for everybody
 
         with self._lock:
-            operations = list(self._operations.values())
+            operations = self._live()
         return [
             _snapshot(op.context)
             for op in operations
@@ -167,7 +177,7 @@ class OperationRegistry:
         _check_status(status)
         reason, message = check_reason(reason), check_message(message)
         with self._lock:
-            operations = list(self._operations.values())
+            operations = self._live()
         return sum(
             1
             for op in operations
@@ -181,6 +191,8 @@ class OperationRegistry:
         since: datetime | None = None,
     ) -> list[OperationContext]:
         """Records of finished operations, oldest first: the last `limit` that match."""
+        from datetime import datetime
+
         limit = _check_limit("limit", limit)
         _check_status(status)
         if since is not None and not isinstance(since, datetime):
@@ -197,6 +209,8 @@ class OperationRegistry:
 
     def cleanup_completed_sync(self, older_than: timedelta | float | None = None) -> int:
         """Forget finished operations (those that ended more than `older_than` ago); how many."""
+        from datetime import UTC, datetime, timedelta
+
         if older_than is None:
             cutoff = None
         elif isinstance(older_than, timedelta):
@@ -219,7 +233,7 @@ class OperationRegistry:
     def get_statistics_sync(self) -> dict[str, Any]:
         """Counts of running operations by status and of finished ones by outcome."""
         with self._lock:
-            running = [op.context.status for op in self._operations.values()]
+            running = [op.context.status for op in self._live()]
             history = list(self._history)
         durations = [c.duration_seconds for c in history if c.duration_seconds is not None]
         by_status = {status.value: 0 for status in OperationStatus}

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from _thread import get_ident
 from collections.abc import Awaitable, Callable, Generator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     import threading
+    from datetime import datetime
 
     import anyio.lowlevel
 
 from ._callbacks import call_logged, call_logged_sync, logger
 from ._checks import check_message, check_reason, check_seconds
-from ._context import CancelationReason, new_id
+from ._context import CancelationReason, new_id, utc
 from ._exceptions import error_for
 from ._wakeup import LoopWaker, current_waker
 
@@ -139,7 +140,7 @@ def _waker_or_none() -> LoopWaker | None:
 class _Outcome(NamedTuple):
     reason: CancelationReason
     message: str | None
-    at: datetime
+    at: float  # time.time()
 
 
 class CancelationToken:
@@ -187,7 +188,7 @@ class CancelationToken:
     @property
     def cancelled_at(self) -> datetime | None:
         """When the first request was made (UTC), or None."""
-        return self._outcomes[0].at if self._outcomes else None
+        return utc(self._outcomes[0].at) if self._outcomes else None
 
     def __repr__(self) -> str:
         reason = self.reason
@@ -229,7 +230,7 @@ class CancelationToken:
 
         With `direct`, returns what the listeners left for the caller to await.
         """
-        outcome = _Outcome(reason, message, datetime.now(UTC))
+        outcome = _Outcome(reason, message, time.time())
         outcomes = self._outcomes
         outcomes.append(outcome)
         if outcomes[0] is not outcome:

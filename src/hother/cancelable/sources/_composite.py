@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -12,6 +11,9 @@ from hother.cancelable._checks import check_timeout
 from hother.cancelable._context import CancelationReason
 
 from ._base import CancelationSource, Sink, attach_all, detach_all
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 __all__ = ["AllOfSource", "AnyOfSource", "CompositeSource", "TimeoutSource"]
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -13,16 +12,22 @@ from hother.cancelable._context import CancelationReason
 
 from ._base import CancelationSource, Sink
 
+if TYPE_CHECKING:  # imported by the first signal source, not by every user of the library
+    import signal
+
 __all__ = ["SignalSource"]
 
-_UNCATCHABLE = frozenset(
-    getattr(signal, name) for name in ("SIGKILL", "SIGSTOP") if hasattr(signal, name)
-)
+
+def _signal() -> Any:
+    import signal
+
+    return signal
 
 
 def _default_signals() -> tuple[signal.Signals, ...]:
+    signals = _signal().Signals
     wanted = ("SIGINT", "SIGTERM")
-    return tuple(getattr(signal.Signals, name) for name in wanted if hasattr(signal.Signals, name))
+    return tuple(getattr(signals, name) for name in wanted if hasattr(signals, name))
 
 
 class _SignalHub:
@@ -42,7 +47,7 @@ class _SignalHub:
         if watchers is not None:
             watchers.append(watcher)
             return
-        self._previous[signum] = signal.signal(signum, self._handle)
+        self._previous[signum] = _signal().signal(signum, self._handle)
         self._watchers[signum] = [watcher]
 
     def remove(self, signum: int, watcher: Callable[[int], None]) -> None:
@@ -52,6 +57,7 @@ class _SignalHub:
             del self._watchers[signum]
             previous = self._previous.pop(signum)
             # None: the handler was not installed from Python; the default is the best guess.
+            signal = _signal()
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
     def watched(self) -> set[int]:
@@ -123,17 +129,18 @@ class SignalSource(CancelationSource):
     def _on_signal(self, signum: int) -> None:
         # In the signal handler: the request is recorded at once (is_cancelled is True when
         # the handler returns); the operation queues its scope's cancellation to its loop.
-        name = signal.Signals(signum).name
+        name = _signal().Signals(signum).name
         self.trigger_cancelation(f"received {name}", signal_number=signum)
 
 
 def _check_signal(index: int, value: object) -> signal.Signals:
+    signal = _signal()
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"signals[{index}] must be a signal number, got {value!r}")
     try:
         signum = signal.Signals(value)
     except ValueError:
         raise ValueError(f"signals[{index}] is not a known signal, got {value!r}") from None
-    if signum in _UNCATCHABLE:
+    if signum.name in ("SIGKILL", "SIGSTOP"):
         raise ValueError(f"signals[{index}] cannot be caught, got {signum.name}")
     return signum
