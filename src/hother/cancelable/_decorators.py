@@ -100,6 +100,16 @@ def _run_as_operation(
     return decorate
 
 
+def _check_common(
+    operation_id: object, name: object, register_globally: object, inject_param: object
+) -> str:
+    """Check the keywords every decorator takes; the parameter to inject into."""
+    check_optional_str("operation_id", operation_id)
+    check_optional_str("name", name)
+    check_bool("register_globally", register_globally)
+    return _check_inject(inject_param)
+
+
 def _check_inject(inject_param: object) -> str:
     if not isinstance(inject_param, str) or not inject_param.isidentifier():
         raise TypeError(f"inject_param must be a parameter name, got {inject_param!r}")
@@ -128,10 +138,7 @@ def cancelable(
         TypeError, ValueError: a bad argument, or a decorated function that is not async.
     """
     seconds = None if timeout is None else check_timeout(timeout)
-    check_optional_str("operation_id", operation_id)
-    check_optional_str("name", name)
-    check_bool("register_globally", register_globally)
-    parameter = _check_inject(inject_param)
+    parameter = _check_common(operation_id, name, register_globally, inject_param)
 
     def make(fn: Callable[..., Any]) -> Cancelable:
         label = name or fn.__qualname__
@@ -162,10 +169,7 @@ def cancelable_with_token(
     """
     if not isinstance(token, CancelationToken):
         raise TypeError(f"token must be a CancelationToken, got {token!r}")
-    check_optional_str("operation_id", operation_id)
-    check_optional_str("name", name)
-    check_bool("register_globally", register_globally)
-    parameter = _check_inject(inject_param)
+    parameter = _check_common(operation_id, name, register_globally, inject_param)
 
     def make(fn: Callable[..., Any]) -> Cancelable:
         return Cancelable.with_token(
@@ -190,10 +194,7 @@ def cancelable_with_signal(
     from .sources._signal import SignalSource
 
     SignalSource(*signals)  # check them now, at the decorator
-    check_optional_str("operation_id", operation_id)
-    check_optional_str("name", name)
-    check_bool("register_globally", register_globally)
-    parameter = _check_inject(inject_param)
+    parameter = _check_common(operation_id, name, register_globally, inject_param)
 
     def make(fn: Callable[..., Any]) -> Cancelable:
         return Cancelable.with_signal(
@@ -223,10 +224,7 @@ def cancelable_with_condition(
     from .sources._condition import ConditionSource
 
     ConditionSource(predicate, check_interval, condition_name)  # check them now
-    check_optional_str("operation_id", operation_id)
-    check_optional_str("name", name)
-    check_bool("register_globally", register_globally)
-    parameter = _check_inject(inject_param)
+    parameter = _check_common(operation_id, name, register_globally, inject_param)
 
     def make(fn: Callable[..., Any]) -> Cancelable:
         return Cancelable.with_condition(
@@ -266,10 +264,7 @@ def cancelable_combine(
             raise TypeError(
                 f"cancelables[{index}] must be a Cancelable or a factory of one, got {item!r}"
             )
-    check_optional_str("operation_id", operation_id)
-    check_optional_str("name", name)
-    check_bool("register_globally", register_globally)
-    parameter = _check_inject(inject_param)
+    parameter = _check_common(operation_id, name, register_globally, inject_param)
 
     def build(item: Cancelable | Callable[[], Cancelable]) -> Cancelable:
         made = item if isinstance(item, Cancelable) else item()
