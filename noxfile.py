@@ -1,6 +1,7 @@
 """Every check of the project.
 
-`nox` runs lint, typecheck, tests and docs; `nox -s examples` runs the guided tour.
+`nox` runs lint, typecheck, tests and docs; `nox -s examples` runs the guided tour;
+`nox -s bench` runs the benchmarks (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -88,3 +89,16 @@ def examples(session: nox.Session) -> None:
         for backend in BACKENDS:
             session.log(f"=== {script.name} on {backend} ===")
             session.run("python", str(script), "--backend", backend)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def bench(session: nox.Session) -> None:
+    """The benchmark suite against the anyio floor, on asyncio, uvloop and trio (not in `nox`).
+
+    Prints the table of docs/performance.md and writes JSON to benchmarks/results/.
+    `nox -s bench -- --quick` is a smoke run; `--json PATH`, `--check` (exit 1 when a budget
+    is missed) and `--backends asyncio,trio` go to benchmarks/bench.py too.
+    """
+    # Installed, not editable: the measured code is byte-compiled, as users get it.
+    session.install(".[trio,uvloop]")
+    session.run("python", str(ROOT / "benchmarks" / "bench.py"), *session.posargs)

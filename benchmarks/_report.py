@@ -1,0 +1,275 @@
+"""The budgets of the performance issue, checked against the medians, and the table of them."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["BUDGETS", "Budget", "Row", "evaluate", "render"]
+
+IMPORT_BACKEND = "none"  # the import is timed in plain subprocesses, without an event loop
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One line of the issue's budget: `ours` against `floor`, two series of the samples."""
+
+    measurement: str
+    against: str
+    ours: str
+    floor: str
+    unit: str  # "s" or "B"
+    limit: float | None  # None: shown for reference, not checked
+    extra: bool = False  # the limit bounds ours - floor (in `unit`), not ours / floor
+    per_op: bool = False  # a memory figure per operation
+    # Time is measured as a median; memory as the smallest round, since its noise only adds
+    # (a container of the loop that happened to grow during that round).
+    statistic: str = "median"
+
+
+def _stream(gen: str, key: str, how: str, mode: str) -> Budget:
+    return Budget(
+        f"stream per item, {gen}: {how}",
+        "iterating `gen` directly",
+        f"stream/{key}/{mode}",
+        f"stream/{key}/raw",
+        "s",
+        2.0,
+    )
+
+
+BUDGETS: tuple[Budget, ...] = (
+    Budget(
+        "enter+exit `Cancelable()`",
+        "`anyio.CancelScope()`",
+        "enter_exit/Cancelable()",
+        "enter_exit/CancelScope()",
+        "s",
+        None,
+    ),
+    *(
+        Budget(
+            f"enter+exit `{variant}`",
+            "`anyio.fail_after(30)`",
+            f"enter_exit/{key}",
+            "enter_exit/fail_after(30)",
+            "s",
+            2.0,
+        )
+        for variant, key in (
+            ("Cancelable()", "Cancelable()"),
+            ("Cancelable.with_timeout(30)", "with_timeout(30)"),
+            ("Cancelable.with_token(tok)", "with_token(tok)"),
+        )
+    ),
+    *(
+        _stream(gen, key, how, mode)
+        for gen, key in (("no await", "no_await"), ("checkpoint per item", "checkpoint"))
+        for how, mode in (
+            ("`cancel.stream(gen)`", "default"),
+            ("`buffer_partial=False`", "no_buffer"),
+        )
+    ),
+    Budget(
+        "cancel latency: `await token.cancel()`",
+        "`scope.cancel()`",
+        "latency/token.cancel()",
+        "latency/scope.cancel()",
+        "s",
+        1.5,
+    ),
+    Budget(
+        "cancel latency from a thread: `token.cancel_sync()`",
+        "`anyio.from_thread.run_sync(scope.cancel)`",
+        "latency/cancel_sync()",
+        "latency/from_thread.run_sync",
+        "s",
+        1.0,
+    ),
+    Budget(
+        "fan-out: spawn and enter all",
+        "bare `CancelScope()`s",
+        "fanout/spawn/Cancelable",
+        "fanout/spawn/CancelScope",
+        "s",
+        1.3,
+    ),
+    Budget(
+        "fan-out: `await shared.cancel()` until all finished",
+        "bare scopes cancelled one by one",
+        "fanout/cancel/Cancelable",
+        "fanout/cancel/CancelScope",
+        "s",
+        1.3,
+    ),
+    Budget(
+        "fan-out, garbage collector off: spawn and enter all",
+        "bare `CancelScope()`s",
+        "fanout/spawn/Cancelable/gc_off",
+        "fanout/spawn/CancelScope/gc_off",
+        "s",
+        None,
+    ),
+    Budget(
+        "fan-out, garbage collector off: `await shared.cancel()` until all finished",
+        "bare scopes cancelled one by one",
+        "fanout/cancel/Cancelable/gc_off",
+        "fanout/cancel/CancelScope/gc_off",
+        "s",
+        None,
+    ),
+    Budget(
+        "fan-out: memory per live operation",
+        "bare `CancelScope()`s",
+        "fanout/live_bytes/Cancelable",
+        "fanout/live_bytes/CancelScope",
+        "B",
+        1024.0,
+        extra=True,
+        per_op=True,
+        statistic="min",
+    ),
+    Budget(
+        "fan-out: memory left after all finished, per operation",
+        "bare `CancelScope()`s",
+        "fanout/left_bytes/Cancelable",
+        "fanout/left_bytes/CancelScope",
+        "B",
+        1.0,  # a leak of any one object per operation is at least 16 B
+        extra=True,
+        per_op=True,
+        statistic="min",
+    ),
+    Budget(
+        "timeout overshoot: `Cancelable.with_timeout(0.05)`",
+        "`anyio.fail_after(0.05)`",
+        "overshoot/with_timeout",
+        "overshoot/fail_after",
+        "s",
+        0.0002,
+        extra=True,
+    ),
+    Budget(
+        "`import hother.cancelable`",
+        "`import anyio`",
+        "import/hother.cancelable",
+        "import/anyio",
+        "s",
+        1.3,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A budget measured on one backend."""
+
+    budget: Budget
+    backend: str
+    ours: float  # median
+    floor: float  # median
+    within: bool | None  # None: no budget
+
+    @property
+    def comparison(self) -> float:
+        """ours / floor, or ours - floor for a budget on the difference."""
+        if self.budget.extra:
+            return self.ours - self.floor
+        return self.ours / self.floor if self.floor else float("inf")
+
+    def as_json(self) -> dict[str, Any]:
+        budget = self.budget
+        return {
+            "measurement": budget.measurement,
+            "against": budget.against,
+            "backend": self.backend,
+            "unit": budget.unit + ("/op" if budget.per_op else ""),
+            "ours": self.ours,
+            "floor": self.floor,
+            "comparison": "difference" if budget.extra else "ratio",
+            "value": self.comparison,
+            "limit": budget.limit,
+            "statistic": budget.statistic,
+            "within": self.within,
+        }
+
+
+def evaluate(per_backend: dict[str, dict[str, list[float]]]) -> list[Row]:
+    """Every budget on every backend that has its series, in the order of BUDGETS."""
+    rows: list[Row] = []
+    for budget in BUDGETS:
+        for backend, series in per_backend.items():
+            if budget.ours not in series:
+                continue
+            pick = min if budget.statistic == "min" else statistics.median
+            ours, floor = pick(series[budget.ours]), pick(series[budget.floor])
+            row = Row(budget, backend, ours, floor, None)
+            within = None if budget.limit is None else row.comparison <= budget.limit
+            if budget.ours == "fanout/left_bytes/Cancelable" and within is not None:
+                # No operation may leave its callback on the shared token either.
+                within = within and max(series["fanout/callbacks_left/Cancelable"]) == 0
+            rows.append(Row(budget, backend, ours, floor, within))
+    return rows
+
+
+def _number(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 100 or value == 0:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _seconds(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude < 1e-6:
+        return f"{_number(value * 1e9)} ns"
+    if magnitude < 1e-3:
+        return f"{_number(value * 1e6)} µs"
+    if magnitude < 1:
+        return f"{_number(value * 1e3)} ms"
+    return f"{_number(value)} s"
+
+
+def _bytes(value: float, per_op: bool) -> str:
+    suffix = "/op" if per_op else ""
+    if abs(value) >= 10 * 1024:
+        return f"{_number(value / 1024)} KiB{suffix}"
+    return f"{_number(value)} B{suffix}"
+
+
+def _amount(budget: Budget, value: float) -> str:
+    return _seconds(value) if budget.unit == "s" else _bytes(value, budget.per_op)
+
+
+def _signed(budget: Budget, value: float) -> str:
+    return ("+" if value >= 0 else "-") + _amount(budget, abs(value))
+
+
+def _limit(budget: Budget) -> str:
+    if budget.limit is None:
+        return "—"
+    if budget.extra:
+        return "≤ " + _signed(budget, budget.limit)
+    return f"≤ {budget.limit:g}x"
+
+
+def render(rows: list[Row]) -> str:
+    """The markdown table: one line per budget and backend."""
+    lines = [
+        "| measurement | against | backend | ours | floor | ours vs floor | budget | within |",
+        "|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for row in rows:
+        budget = row.budget
+        value = row.comparison
+        shown = _signed(budget, value) if budget.extra else f"{value:.2f}x"
+        within = {None: "—", True: "yes", False: "**no**"}[row.within]
+        lines.append(
+            f"| {budget.measurement} | {budget.against} | {row.backend} "
+            f"| {_amount(budget, row.ours)} | {_amount(budget, row.floor)} "
+            f"| {shown} | {_limit(budget)} | {within} |"
+        )
+    return "\n".join(lines)
