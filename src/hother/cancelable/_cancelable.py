@@ -260,9 +260,10 @@ class Cancelable:
         self._parent = parent
         self._timeout: float | None = None
         # Tokens that cancel this operation, with the reason to report (None: the token's own).
-        self._links: list[_OperationLink] = []
+        # Tuples, grown by copying: most operations have none, and () allocates nothing.
+        self._links: tuple[_OperationLink, ...] = ()
         self._parent_link: _OperationLink | None = None  # made as the block starts
-        self._sources: list[CancelationSource] = []
+        self._sources: tuple[CancelationSource, ...] = ()
         self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
         self._callbacks: dict[str, list[_Callback]] | None = None
         # Cancellation requests; the first one appended is what the block reports. Appending
@@ -371,7 +372,7 @@ class Cancelable:
         message: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self._links.append(_OperationLink(token, self, reason, message, details))
+        self._links = (*self._links, _OperationLink(token, self, reason, message, details))
 
     def add_source(self, source: CancelationSource) -> Self:
         """Add a cancellation source that runs as a task while the block runs.
@@ -383,7 +384,7 @@ class Cancelable:
         if not isinstance(source, CancelationSource):
             raise TypeError(f"source must be a CancelationSource, got {source!r}")
         self._require_pending("add_source")
-        self._sources.append(source)
+        self._sources = (*self._sources, source)
         return self
 
     def combine(self, *others: Cancelable) -> Cancelable:
@@ -411,7 +412,7 @@ class Cancelable:
         for member in members:
             for link in member._links:
                 combined._link(link.token, link.reason, link.message, link.details)
-            combined._sources.extend(member._sources)
+            combined._sources = (*combined._sources, *member._sources)
             combined._link(member.token, None)
         return combined
 
