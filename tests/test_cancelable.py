@@ -926,3 +926,13 @@ async def test_nested_child_with_parent_gets_the_backend_exception() -> None:
                     await anyio.sleep(10)
             assert inner.context.cancel_reason is CancelationReason.PARENT
             await anyio.sleep(10)
+
+
+async def test_a_token_check_in_the_block_reports_the_operations_context() -> None:
+    token = CancelationToken()
+    with pytest.raises(ManualCancelation) as info:
+        async with Cancelable.with_token(token) as cancel:
+            token.cancel_sync()
+            token.check()
+    assert info.value.context is cancel.context
+    assert cancel.context.status is OperationStatus.CANCELLED

@@ -768,8 +768,11 @@ class Cancelable:
         if exc is None:
             return OperationStatus.COMPLETED
         if isinstance(exc, CancelationError) and (exc.context is self._context or self._requests):
-            # Raised by check_cancelation(), or an inner operation's report of a cancellation
-            # this one was asked for too (the same signal, say): it goes on as it is.
+            # Raised by check_cancelation() or a token's check(), or an inner operation's report
+            # of a cancellation this one was asked for too (the same signal, say): it goes on,
+            # carrying this operation's record if it had none.
+            if exc.context is None:
+                exc.context = self._context
             return OperationStatus.CANCELLED
         if isinstance(exc, anyio.get_cancelled_exc_class()):
             if not self._requests:
@@ -960,6 +963,9 @@ class Cancelable:
 
         Made for retry loops (tenacity, stamina): once the operation is cancelled, the next
         attempt raises its `CancelationError` instead of running.
+
+        Raises:
+            TypeError: `fn` is not callable.
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")

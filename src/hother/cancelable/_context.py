@@ -118,17 +118,17 @@ class OperationContext:
         metadata: dict[str, Any] | None = None,
         parent_id: str | None = None,
     ) -> None:
-        self._id = id
-        self.name = name
-        self.status = status
+        self._id: str | None = id
+        self.name: str | None = name
+        self.status: OperationStatus = status
         self._started: float | None = None  # time.time() when the block was entered
         self._ended: float | None = None  # and when it was left
-        self.cancel_reason = cancel_reason
-        self.cancel_message = cancel_message
-        self.error = error
-        self.partial_result = partial_result
-        self._metadata = metadata
-        self.parent_id = parent_id
+        self.cancel_reason: CancelationReason | None = cancel_reason
+        self.cancel_message: str | None = cancel_message
+        self.error: str | None = error
+        self.partial_result: Any = partial_result
+        self._metadata: dict[str, Any] | None = metadata
+        self.parent_id: str | None = parent_id
 
     @property
     def id(self) -> str:

@@ -32,7 +32,7 @@ class TimeoutSource(CancelationSource):
     reason: ClassVar[CancelationReason] = CancelationReason.TIMEOUT
 
     def __init__(self, timeout: float | timedelta, name: str | None = None) -> None:
-        self.timeout = check_timeout(timeout)
+        self.timeout: float = check_timeout(timeout)
         super().__init__(name=name or f"timeout {self.timeout:g} s")
 
     async def watch(self) -> None:

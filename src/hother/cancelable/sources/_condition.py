@@ -54,7 +54,7 @@ class ConditionSource(CancelationSource):
     ) -> None:
         if not callable(predicate):
             raise TypeError(f"predicate must be callable, got {predicate!r}")
-        self.check_interval = check_timeout(check_interval, "check_interval")
+        self.check_interval: float = check_timeout(check_interval, "check_interval")
         check_optional_str("condition_name", condition_name)
         self.predicate = predicate
         self.condition_name: str = condition_name or getattr(predicate, "__name__", "condition")
@@ -168,19 +168,19 @@ class ResourceConditionSource(CancelationSource):
         process_memory_threshold: int | None = None,
         available_memory_threshold: int | None = None,
     ) -> None:
-        self.memory_threshold = _check_percent("memory_threshold", memory_threshold)
-        self.cpu_threshold = _check_percent("cpu_threshold", cpu_threshold)
-        self.disk_threshold = _check_percent("disk_threshold", disk_threshold)
-        self.process_memory_threshold = _check_bytes(
+        self.memory_threshold: float | None = _check_percent("memory_threshold", memory_threshold)
+        self.cpu_threshold: float | None = _check_percent("cpu_threshold", cpu_threshold)
+        self.disk_threshold: float | None = _check_percent("disk_threshold", disk_threshold)
+        self.process_memory_threshold: int | None = _check_bytes(
             "process_memory_threshold", process_memory_threshold
         )
-        self.available_memory_threshold = _check_bytes(
+        self.available_memory_threshold: int | None = _check_bytes(
             "available_memory_threshold", available_memory_threshold
         )
-        self.check_interval = check_timeout(check_interval, "check_interval")
+        self.check_interval: float = check_timeout(check_interval, "check_interval")
         if not isinstance(disk_path, str | os.PathLike):
             raise TypeError(f"disk_path must be a path, got {disk_path!r}")
-        self.disk_path = os.fspath(disk_path)
+        self.disk_path: str = os.fspath(disk_path)
         thresholds = (
             self.memory_threshold,
             self.cpu_threshold,
