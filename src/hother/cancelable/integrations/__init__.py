@@ -1,0 +1,7 @@
+"""Integrations with frameworks, one public module each, each behind its own extra.
+
+- `hother.cancelable.integrations.fastapi`: cancel a request's work when its client
+  disconnects or its time is up (`pip install 'hother-cancelable[fastapi]'`).
+
+Nothing is imported here: importing this package never needs a framework.
+"""

@@ -1,0 +1,808 @@
+"""FastAPI and Starlette: stop a request's work when its client leaves or its time is up.
+
+Needs the `fastapi` extra: `pip install 'hother-cancelable[fastapi]'`.
+
+- `RequestCancelationMiddleware` runs each HTTP request as an operation, with a
+  `CancelationToken` of its own: when the client disconnects, the token is cancelled and so is
+  the request's work; a timeout can bound every request (answered with 504);
+- `get_request_token`, `cancelable_dependency` and `CancelableDependency` hand the request's
+  cancellation to endpoints;
+- `with_cancelation` runs an endpoint as an operation of its own and answers 504 (timeout),
+  499 (the client disconnected) or 503 (any other cancellation);
+- `cancelable_streaming_response` streams under an operation and ends the stream cleanly
+  when that operation is cancelled;
+- `CancelableWebSocket` closes a websocket (code 1001) when its operation is cancelled.
+
+All of it runs unchanged on asyncio, uvloop and trio (uvicorn, hypercorn, ...).
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the annotations of the
+# dependencies and endpoints built below, and older versions cannot resolve strings.
+
+import contextlib
+import functools
+import inspect
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Annotated, Any, ParamSpec, Self, TypeVar, cast, get_args, get_origin
+
+import anyio
+import anyio.abc
+
+try:
+    from fastapi import HTTPException
+    from starlette.requests import HTTPConnection, Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+except ImportError as error:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "hother.cancelable.integrations.fastapi needs FastAPI, which is not installed: "
+        "pip install 'hother-cancelable[fastapi]'"
+    ) from error
+
+from hother.cancelable._callbacks import logger
+from hother.cancelable._cancelable import Cancelable
+from hother.cancelable._checks import check_bool, check_optional_str, check_timeout
+from hother.cancelable._context import CancelationReason, OperationContext, OperationStatus
+from hother.cancelable._exceptions import CancelationError
+from hother.cancelable._token import CancelationToken
+
+__all__ = [
+    "DISCONNECT_MESSAGE",
+    "CancelableDependency",
+    "CancelableWebSocket",
+    "RequestCancelationMiddleware",
+    "cancelable_dependency",
+    "cancelable_streaming_response",
+    "get_request_token",
+    "with_cancelation",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DISCONNECT_MESSAGE = "client disconnected"
+"""The message of a request token cancelled because its client disconnected (reason `MANUAL`)."""
+
+_TOKEN_KEY = "hother.cancelable.token"  # in scope["state"]
+_HIDDEN_REQUEST = "hother_cancelable_request"  # the parameter with_cancelation may add
+_CLOSE_TIMEOUT = 1.0  # seconds closing a cancelled websocket may take
+_GRACE = 0.1  # seconds between a request token's cancellation and the request's
+
+
+# -- the middleware ----------------------------------------------------------------------------
+
+
+class RequestCancelationMiddleware:
+    """ASGI middleware: each HTTP request runs as an operation that its client can cancel.
+
+    ```python
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=30)
+    ```
+
+    For each HTTP request it creates a `CancelationToken` (see `get_request_token`) and runs
+    the rest of the app inside a `Cancelable`, which endpoints see as `current_operation()`:
+
+    - when the client disconnects before the response is complete, the token is cancelled
+      (reason `MANUAL`, message `DISCONNECT_MESSAGE`). Operations linked to the token (those
+      of `cancelable_dependency` and `with_cancelation`, or your own
+      `Cancelable.with_token(token)`) are cancelled at once and end with their own
+      `ManualCancelation`; 0.1 s later, whatever the request still runs is cancelled too,
+      listening or not, and its `finally` blocks run. Nothing is sent: nobody is listening.
+      Somebody else cancelling the token stops the request the same way, and the client gets
+      `503` if the response has not started. Such a `ManualCancelation` that an endpoint lets
+      out ends the request the same way too: it is not an error of the app;
+    - with `default_timeout`, the request's work is cancelled once that many seconds have
+      passed since the request arrived (background tasks, which run after the response,
+      included); if the response has not started, the client gets `504` with a JSON
+      `{"detail": ...}` body, otherwise the response is cut off (a warning is logged) and the
+      server closes the connection.
+
+    The request body still reaches the app, through the middleware: the disconnect is watched
+    by reading the request's messages one ahead of the app, from the start (after the app's
+    first read, for a request that sent `Expect: 100-continue`). The tasks that watch stop when
+    the request ends, and exceptions of the app leave the middleware unchanged, never wrapped
+    in an `ExceptionGroup`, for Starlette's and FastAPI's exception handlers. Websocket and
+    lifespan messages pass through untouched.
+
+    It is a pure ASGI middleware, so cancellation reaches the endpoint (Starlette's
+    `BaseHTTPMiddleware` would get in its way); add it with `app.add_middleware` or wrap an
+    ASGI app with it.
+
+    Args:
+        app: the ASGI application to wrap.
+        default_timeout: seconds (or a `timedelta`) each HTTP request may take; None for no
+            limit.
+
+    Raises:
+        TypeError: `app` is not callable, or `default_timeout` is not a duration.
+        ValueError: `default_timeout` is zero, negative, NaN or infinite.
+    """
+
+    __slots__ = ("app", "default_timeout")
+
+    def __init__(self, app: ASGIApp, default_timeout: float | timedelta | None = None) -> None:
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI application, got {app!r}")
+        self.app = app
+        self.default_timeout: float | None = (
+            None if default_timeout is None else check_timeout(default_timeout, "default_timeout")
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = CancelationToken()
+        # A state of its own: a server may share one dict between requests (lifespan state).
+        scope["state"] = {**scope.get("state", {}), _TOKEN_KEY: token}
+        name = f"{scope.get('method', 'HTTP')} {scope.get('path', '')}"
+        if self.default_timeout is None:
+            operation = Cancelable(name=name, raise_on_cancel=False)
+        else:
+            operation = Cancelable.with_timeout(
+                self.default_timeout, name=name, raise_on_cancel=False
+            )
+        exchange = _Exchange(scope, receive, send, token, operation)
+        error: Exception | None = None
+        try:
+            async with anyio.create_task_group() as task_group:
+                exchange.start(task_group)
+                try:
+                    async with operation:
+                        await self.app(scope, exchange.receive, exchange.send)
+                except Exception as exc:  # raised again below, outside the group: never wrapped
+                    error = exc
+                finally:
+                    task_group.cancel_scope.cancel()
+        finally:
+            exchange.close()
+        context = operation.context
+        if error is not None:
+            if not _reports(error, token):
+                raise error
+            # An operation linked to the token let its cancellation out: the request's own.
+            reason, message = token.reason, token.message
+        elif context.status is OperationStatus.CANCELLED:
+            reason, message = context.cancel_reason, context.cancel_message
+        else:
+            return
+        if exchange.client_left:
+            return  # nobody is listening any more
+        if exchange.response_started:
+            logger().warning(
+                "hother.cancelable: the response to %s was cut off: %s", context.name, message
+            )
+            return
+        if reason is CancelationReason.TIMEOUT:
+            status, detail = 504, f"request timed out after {self.default_timeout:g} s"
+        else:  # somebody cancelled the request's token
+            status, detail = 503, f"request cancelled: {message or 'no reason given'}"
+        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+def _reports(error: Exception, token: CancelationToken) -> bool:
+    """Is `error` the cancellation of `token`, raised by an operation linked to it?"""
+    return (
+        isinstance(error, CancelationError)
+        and token.is_cancelled
+        and error.reason is token.reason
+        and error.message == token.message
+    )
+
+
+class _Exchange:
+    """One request's messages, read one ahead of the app to see a disconnect in time."""
+
+    __slots__ = (
+        "_deferred",
+        "_inbox",
+        "_operation",
+        "_outbox",
+        "_receive",
+        "_send",
+        "_task_group",
+        "_token",
+        "client_left",
+        "response_complete",
+        "response_started",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        token: CancelationToken,
+        operation: Cancelable,
+    ) -> None:
+        self._receive = receive
+        self._send = send
+        self._token = token
+        self._operation = operation
+        # One message read ahead at most: a body the app does not read is not buffered.
+        self._outbox, self._inbox = anyio.create_memory_object_stream[Message](1)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        # Reading first would make the server answer `100 Continue`: leave that to the app.
+        self._deferred = (b"expect", b"100-continue") in (
+            (name.lower(), value.lower()) for name, value in scope.get("headers", ())
+        )
+        self.response_started = False
+        self.response_complete = False
+        self.client_left = False
+
+    def start(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._task_group = task_group
+        task_group.start_soon(self._follow_token, name="hother.cancelable: request token")
+        if not self._deferred:
+            task_group.start_soon(self._watch, name="hother.cancelable: request watcher")
+
+    def close(self) -> None:
+        self._outbox.close()
+        self._inbox.close()
+
+    async def _follow_token(self) -> None:
+        token = self._token
+        await token.wait_for_cancel()
+        # Operations linked to the token first, to end with their own cancellation; then
+        # the rest of the request.
+        await anyio.sleep(_GRACE)
+        await self._operation.cancel(token.reason or CancelationReason.MANUAL, token.message)
+
+    async def _watch(self) -> None:
+        outbox = self._outbox
+        while True:
+            try:
+                message = await self._receive()
+            except Exception:
+                logger().warning("hother.cancelable: reading the request failed", exc_info=True)
+                message = {"type": "http.disconnect"}
+            if message["type"] == "http.disconnect":
+                outbox.close()  # the app's next receive() says so
+                if not self.response_complete:
+                    self.client_left = True
+                    await self._token.cancel(CancelationReason.MANUAL, DISCONNECT_MESSAGE)
+                return
+            await outbox.send(message)
+
+    async def receive(self) -> Message:
+        if self._deferred and self._task_group is not None:
+            self._deferred = False
+            self._task_group.start_soon(self._watch, name="hother.cancelable: request watcher")
+        try:
+            return await self._inbox.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.response_started = True
+        elif (kind == "http.response.body" and not message.get("more_body", False)) or (
+            kind == "http.response.pathsend"
+        ):
+            self.response_complete = True  # before sending: the server may then report a disconnect
+        await self._send(message)
+
+
+# -- the request's cancellation, for endpoints -------------------------------------------------
+
+
+def get_request_token(request: HTTPConnection) -> CancelationToken:
+    """The token `RequestCancelationMiddleware` made for `request`.
+
+    It is cancelled when the client disconnects (reason `MANUAL`, message
+    `DISCONNECT_MESSAGE`). Give it to work that only observes, `Cancelable.with_token(token)`,
+    or threads (`token.check()`).
+
+    Raises:
+        TypeError: `request` is not a Starlette/FastAPI `Request`.
+        RuntimeError: the middleware is not installed, or `request` is not an HTTP request.
+    """
+    if not isinstance(request, HTTPConnection):
+        raise TypeError(f"request must be a Request, got {request!r}")
+    token = _token_of(request)
+    if token is None:
+        raise RuntimeError(
+            "this request has no cancellation token: add the middleware with "
+            "`app.add_middleware(RequestCancelationMiddleware)` (HTTP requests only)"
+        )
+    return token
+
+
+def _token_of(request: HTTPConnection | None) -> CancelationToken | None:
+    if request is None:
+        return None
+    token = request.scope.get("state", {}).get(_TOKEN_KEY)
+    return token if isinstance(token, CancelationToken) else None
+
+
+def _request_operation(
+    request: HTTPConnection | None,
+    timeout: float | None,
+    name: str | None,
+    raise_on_cancel: bool = True,
+) -> Cancelable:
+    """A fresh operation cancelled by the request's token (if any) and `timeout` (if any)."""
+    token = _token_of(request)
+    parts: list[Cancelable] = []
+    if timeout is not None:
+        parts.append(Cancelable.with_timeout(timeout, name=name, raise_on_cancel=raise_on_cancel))
+    if token is not None:
+        parts.append(Cancelable.with_token(token, name=name, raise_on_cancel=raise_on_cancel))
+    if not parts:
+        return Cancelable(name=name, raise_on_cancel=raise_on_cancel)
+    first, *others = parts
+    return first.combine(*others) if others else first
+
+
+class CancelableDependency:
+    """A FastAPI dependency that gives each request a fresh `Cancelable`, not yet entered.
+
+    ```python
+    slow_work = CancelableDependency(timeout=10)
+
+    @app.get("/report")
+    async def report(cancel: Annotated[Cancelable, Depends(slow_work)]) -> dict[str, int]:
+        async with cancel:
+            ...
+    ```
+
+    The operation is cancelled when the client disconnects (through the request's token, so
+    `RequestCancelationMiddleware` must be installed for that) and, with `timeout`, that many
+    seconds after the endpoint enters it. Enter it once, with `async with`, or hand it to
+    `cancelable_streaming_response`. Its exceptions are the usual ones: `TimeoutCancelation`,
+    and `ManualCancelation` for a disconnect; catch them, or use `with_cancelation` to turn
+    them into HTTP answers.
+
+    Its only parameter is the request, so clients see nothing of it: no query parameter, no
+    header, nothing in the OpenAPI schema. The timeout is fixed here, by the app.
+    `cancelable_dependency` is the instance without a timeout. FastAPI caches a dependency
+    within a request: two `Depends` of the same instance get the same operation, which runs
+    one block; use two instances, or `Depends(..., use_cache=False)`, for two operations.
+
+    Args:
+        timeout: seconds (or a `timedelta`) from entry; None for no limit.
+        name: the operation's name; by default the request's method and path.
+
+    Raises:
+        TypeError, ValueError: `timeout` is not a positive duration, or `name` not a str.
+    """
+
+    __slots__ = ("_name", "_timeout")
+
+    def __init__(self, timeout: float | timedelta | None = None, name: str | None = None) -> None:
+        self._timeout = None if timeout is None else check_timeout(timeout)
+        self._name = check_optional_str("name", name)
+
+    @property
+    def timeout(self) -> float | None:
+        """The timeout in seconds, or None."""
+        return self._timeout
+
+    async def __call__(self, request: Request) -> Cancelable:
+        """The request's operation (FastAPI calls this)."""
+        name = self._name or f"{request.method} {request.url.path}"
+        return _request_operation(request, self._timeout, name)
+
+    def __repr__(self) -> str:
+        return f"CancelableDependency(timeout={self._timeout!r}, name={self._name!r})"
+
+
+cancelable_dependency = CancelableDependency()
+"""`Depends(cancelable_dependency)`: a `Cancelable` per request, cancelled by its client.
+
+See `CancelableDependency`, also for a timeout.
+"""
+
+
+# -- the decorator -----------------------------------------------------------------------------
+
+
+def with_cancelation(
+    timeout: float | timedelta | None = None, raise_on_cancel: bool = True
+) -> Callable[
+    [Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T | Response]]
+]:
+    """Run each call of an `async def` endpoint as an operation, and answer its cancellation.
+
+    ```python
+    @app.get("/search")
+    @with_cancelation(timeout=5)
+    async def search(q: str) -> list[str]: ...
+    ```
+
+    Put it below the route decorator. The operation has `timeout` (if given) and the request's
+    token (with `RequestCancelationMiddleware`), and is `current_operation()` inside the
+    endpoint. When it is cancelled, the answer is:
+
+    - `504 Gateway Timeout` when its timeout passed;
+    - `499` (client closed request) when the client disconnected; nobody reads it, but logs
+      and tracing see it;
+    - `503 Service Unavailable` for any other cancellation of the operation (a `cancel()`,
+      say).
+
+    With `raise_on_cancel` (the default), that answer is raised as an `HTTPException` with a
+    `detail`, so the app's handler for `HTTPException` formats it; otherwise the endpoint
+    returns a `JSONResponse` with the status and `{"detail": ...}`. Cancellations from outside
+    the operation (an enclosing scope, the middleware's `default_timeout`) go on untouched.
+    The operation covers the endpoint's call: a streaming response it returns is sent
+    afterwards, and needs an operation of its own (`cancelable_streaming_response`).
+
+    The endpoint keeps its name, docstring and signature, so FastAPI sees its parameters. To
+    get the request, the wrapper uses the endpoint's own `Request` parameter if it has one;
+    otherwise it adds a hidden keyword-only `Request` parameter to the signature FastAPI
+    reads, and removes it before calling the endpoint (requests carry no extra parameter).
+
+    Raises:
+        TypeError, ValueError: `timeout` is not a positive duration, `raise_on_cancel` not a
+            bool, or the decorated function is not `async def`.
+    """
+    seconds = None if timeout is None else check_timeout(timeout)
+    check_bool("raise_on_cancel", raise_on_cancel)
+
+    def decorate(
+        endpoint: Callable[P, Coroutine[Any, Any, T]],
+    ) -> Callable[P, Coroutine[Any, Any, T | Response]]:
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(
+                f"the decorated endpoint must be an `async def` function, got {endpoint!r}"
+            )
+        signature = _evaluated_signature(endpoint)
+        hidden = None if _has_request_parameter(signature) else _HIDDEN_REQUEST
+        name = endpoint.__qualname__
+
+        @functools.wraps(endpoint)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> T | Response:
+            if hidden is not None:
+                request = _as_request(kwargs.pop(hidden, None))
+            else:
+                found = (_as_request(value) for value in (*args, *kwargs.values()))
+                request = next((value for value in found if value is not None), None)
+            operation = _request_operation(request, seconds, name, raise_on_cancel=False)
+            async with operation:
+                return await endpoint(*args, **kwargs)
+            # Only a cancellation of the operation itself ends the block quietly.
+            status, detail = _answer_for(operation.context, _token_of(request), seconds)
+            if raise_on_cancel:
+                raise HTTPException(status_code=status, detail=detail)
+            return JSONResponse({"detail": detail}, status_code=status)
+
+        if hidden is not None:
+            signature = _with_hidden_request(signature, hidden)
+        run.__signature__ = signature  # type: ignore[attr-defined]  # read by FastAPI
+        return run
+
+    return decorate
+
+
+def _answer_for(
+    context: OperationContext, token: CancelationToken | None, timeout: float | None
+) -> tuple[int, str]:
+    if context.cancel_reason is CancelationReason.TIMEOUT:
+        limit = f" after {timeout:g} s" if timeout is not None else ""
+        return 504, f"request timed out{limit}"
+    if token is not None and _client_left(token):
+        return 499, "client closed request"
+    return 503, f"request cancelled: {_why(context)}"
+
+
+def _client_left(token: CancelationToken) -> bool:
+    return token.reason is CancelationReason.MANUAL and token.message == DISCONNECT_MESSAGE
+
+
+def _why(context: OperationContext) -> str:
+    if context.cancel_message:
+        return context.cancel_message
+    return "unknown" if context.cancel_reason is None else context.cancel_reason.value
+
+
+def _as_request(value: object) -> Request | None:
+    return cast("Request", value) if isinstance(value, Request) else None
+
+
+def _evaluated_signature(fn: Callable[..., Any]) -> inspect.Signature:
+    # With the annotations evaluated in the endpoint's module, not the wrapper's.
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except NameError:
+        return inspect.signature(fn)
+
+
+def _is_request_annotation(annotation: Any) -> bool:
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return isinstance(annotation, type) and issubclass(annotation, Request)
+
+
+def _has_request_parameter(signature: inspect.Signature) -> bool:
+    return any(_is_request_annotation(p.annotation) for p in signature.parameters.values())
+
+
+def _with_hidden_request(signature: inspect.Signature, hidden: str) -> inspect.Signature:
+    parameters = list(signature.parameters.values())
+    if any(p.name == hidden for p in parameters):
+        raise TypeError(f"the endpoint must not declare a parameter named {hidden!r}")
+    extra = inspect.Parameter(hidden, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+    position = len(parameters)
+    if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        position -= 1
+    parameters.insert(position, extra)
+    return signature.replace(parameters=parameters)
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+def cancelable_streaming_response(
+    generator: AsyncIterable[str | bytes] | Iterable[str | bytes],
+    cancelable: Cancelable,
+    media_type: str = "text/plain",
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> StreamingResponse:
+    """A `StreamingResponse` that streams `generator` as `cancelable`, ending cleanly if cancelled.
+
+    ```python
+    @app.get("/events")
+    async def events(cancel: Annotated[Cancelable, Depends(CancelableDependency(timeout=60))]):
+        return cancelable_streaming_response(ticks(), cancel, media_type="text/event-stream")
+    ```
+
+    `cancelable` must not have been entered: the response enters it when it starts sending
+    the body (its timeout counts from then), iterates `generator` with `cancel.stream(...)`
+    (so `context.partial_result["count"]` is the number of chunks sent), and leaves it when
+    the body ends. When the operation is cancelled (its timeout, the request's token, a
+    source), `generator` is closed (its `finally` runs) and the body ends normally: the
+    client gets a complete response, shorter than planned. A `text/event-stream` response
+    first sends a last event:
+
+    ```text
+    event: cancelled
+    data: {"reason": "timeout", "message": "operation timed out after 60 s"}
+    ```
+
+    A client that disconnects gets nothing more, and cancellations from outside the operation
+    (the middleware's `default_timeout`, the server) go on as usual. Chunks are `bytes`, or
+    `str` encoded as UTF-8.
+
+    Raises:
+        TypeError: `generator` is not iterable, `cancelable` not a `Cancelable`.
+        RuntimeError: `cancelable` was already entered.
+    """
+    if not isinstance(generator, AsyncIterable | Iterable):
+        raise TypeError(f"generator must be an (async) iterable of chunks, got {generator!r}")
+    if not isinstance(cancelable, Cancelable):
+        raise TypeError(f"cancelable must be a Cancelable, got {cancelable!r}")
+    if cancelable.context.status is not OperationStatus.PENDING:
+        raise RuntimeError(
+            f"{cancelable!r} was already entered: give the response a Cancelable of its own, "
+            "which it enters while it streams"
+        )
+    if not isinstance(media_type, str):
+        raise TypeError(f"media_type must be a str, got {media_type!r}")
+    return _CancelableStreamingResponse(
+        generator, cancelable, media_type, status_code, None if headers is None else dict(headers)
+    )
+
+
+class _CancelableStreamingResponse(StreamingResponse):
+    def __init__(
+        self,
+        content: AsyncIterable[str | bytes] | Iterable[str | bytes],
+        operation: Cancelable,
+        media_type: str,
+        status_code: int,
+        headers: dict[str, str] | None,
+    ) -> None:
+        event_stream = media_type.partition(";")[0].strip().lower() == "text/event-stream"
+        if event_stream:
+            headers = {"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})}
+        super().__init__(content, status_code=status_code, headers=headers, media_type=media_type)
+        self._operation = operation
+        self._event_stream = event_stream
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        operation = self._operation
+        sending = False
+        try:
+            async with operation:
+                async for chunk in operation.stream(self.body_iterator, buffer_partial=False):
+                    body = chunk.encode(self.charset) if isinstance(chunk, str) else bytes(chunk)
+                    sending = True
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    sending = False
+        except CancelationError:
+            if operation.context.status is not OperationStatus.CANCELLED:
+                raise  # the generator's own, not this operation's
+        if operation.context.status is OperationStatus.CANCELLED:
+            if sending:
+                return  # cut in the middle of a chunk: the server closes the connection
+            if self._event_stream:
+                final = _cancelled_event(operation.context)
+                await send({"type": "http.response.body", "body": final, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _cancelled_event(context: OperationContext) -> bytes:
+    reason = None if context.cancel_reason is None else context.cancel_reason.value
+    data = json.dumps({"reason": reason, "message": context.cancel_message})
+    return f"event: cancelled\ndata: {data}\n\n".encode()
+
+
+# -- websockets --------------------------------------------------------------------------------
+
+
+class CancelableWebSocket:
+    """A websocket whose session is an operation: cancelling it closes the socket.
+
+    ```python
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async with CancelableWebSocket(websocket, Cancelable.with_timeout(300)) as ws:
+            async for text in ws.iter_text():
+                await ws.send_text(text)
+    ```
+
+    `async with` enters `cancelable`; inside the block, every `receive_*` and `send_*`
+    checks the operation first and is interrupted when it is cancelled. When the operation
+    is cancelled by its own sources (timeout, token, `cancel()`, ...), the server closes the
+    socket with `close_code` (1001, "going away", by default: the server ends the session on
+    purpose; 1011 stays what a server sends for an error) and the operation's message as the
+    reason, and the block ends quietly: `ws.cancelable.context` says why. Other exceptions,
+    `WebSocketDisconnect` when the client leaves among them, leave the block unchanged, and
+    the server handles them as usual.
+
+    `RequestCancelationMiddleware` does not watch websockets: a client that leaves shows up
+    as `WebSocketDisconnect` from `receive_*`.
+
+    Args:
+        websocket: the Starlette/FastAPI websocket, accepted or not.
+        cancelable: the operation, not entered yet.
+        close_code: the close code sent on cancellation (1000-4999).
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: `close_code` out of range.
+        RuntimeError: `cancelable` was already entered.
+    """
+
+    __slots__ = ("_cancelable", "_close_code", "_websocket")
+
+    def __init__(
+        self, websocket: WebSocket, cancelable: Cancelable, close_code: int = 1001
+    ) -> None:
+        if not isinstance(websocket, WebSocket):
+            raise TypeError(f"websocket must be a WebSocket, got {websocket!r}")
+        if not isinstance(cancelable, Cancelable):
+            raise TypeError(f"cancelable must be a Cancelable, got {cancelable!r}")
+        if cancelable.context.status is not OperationStatus.PENDING:
+            raise RuntimeError(f"{cancelable!r} was already entered: give a Cancelable of its own")
+        if isinstance(close_code, bool) or not isinstance(close_code, int):
+            raise TypeError(f"close_code must be an int, got {close_code!r}")
+        if not 1000 <= close_code <= 4999:
+            raise ValueError(f"close_code must be between 1000 and 4999, got {close_code!r}")
+        self._websocket = websocket
+        self._cancelable = cancelable
+        self._close_code = close_code
+
+    @property
+    def websocket(self) -> WebSocket:
+        """The wrapped websocket."""
+        return self._websocket
+
+    @property
+    def cancelable(self) -> Cancelable:
+        """The operation the session runs as."""
+        return self._cancelable
+
+    async def __aenter__(self) -> Self:
+        await self._cancelable.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        operation = self._cancelable
+        try:
+            suppress = await operation.__aexit__(exc_type, exc, tb)
+        except CancelationError:
+            if operation.context.status is not OperationStatus.CANCELLED:
+                raise
+            suppress = True
+        if operation.context.status is OperationStatus.CANCELLED:
+            # Here only for the operation's own cancellation: an outer one is still raising.
+            await self._close_cancelled(operation.context)
+            return True
+        return suppress
+
+    async def _close_cancelled(self, context: OperationContext) -> None:
+        websocket = self._websocket
+        if WebSocketState.DISCONNECTED in (websocket.application_state, websocket.client_state):
+            return
+        reason = (context.cancel_message or "cancelled").encode()[:123].decode(errors="ignore")
+        with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
+            with contextlib.suppress(WebSocketDisconnect):  # the client left first
+                await websocket.close(self._close_code, reason)
+
+    async def _check(self) -> None:
+        if not self._cancelable.is_running:
+            raise RuntimeError("use the websocket inside `async with CancelableWebSocket(...)`")
+        await self._cancelable.check_cancelation()
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Accept the connection, unless the operation is cancelled."""
+        await self._check()
+        await self._websocket.accept(subprotocol, headers)
+
+    async def receive_text(self) -> str:
+        """Wait for a text message."""
+        await self._check()
+        return await self._websocket.receive_text()
+
+    async def receive_bytes(self) -> bytes:
+        """Wait for a binary message."""
+        await self._check()
+        return await self._websocket.receive_bytes()
+
+    async def receive_json(self, mode: str = "text") -> Any:
+        """Wait for a JSON message (`mode` "text" or "binary")."""
+        await self._check()
+        return await self._websocket.receive_json(mode)
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message."""
+        await self._check()
+        await self._websocket.send_text(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
+        await self._check()
+        await self._websocket.send_bytes(data)
+
+    async def send_json(self, data: Any, mode: str = "text") -> None:
+        """Send `data` as JSON (`mode` "text" or "binary")."""
+        await self._check()
+        await self._websocket.send_json(data, mode)
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """The text messages, until the client disconnects."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect:
+            pass
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """The binary messages, until the client disconnects."""
+        try:
+            while True:
+                yield await self.receive_bytes()
+        except WebSocketDisconnect:
+            pass
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        """The JSON messages, until the client disconnects."""
+        try:
+            while True:
+                yield await self.receive_json()
+        except WebSocketDisconnect:
+            pass
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection yourself (no check: closing is always allowed)."""
+        await self._websocket.close(code, reason)
