@@ -35,7 +35,7 @@ from ._exceptions import CancelationError, error_for
 from ._registry import OperationRegistry
 from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
 from ._threads import remember_loop, run_in_thread
-from ._token import CallbackRegistration, CancelationToken
+from ._token import CancelationToken
 from ._wakeup import LoopWaker, current_waker
 from .sources._base import CancelationSource, attach_all, detach_all
 from .sources._condition import ConditionSource
@@ -124,7 +124,7 @@ class _Request(NamedTuple):
 class _OperationLink:
     """Requests the cancellation of an operation when the token it listens to is cancelled."""
 
-    __slots__ = ("details", "message", "operation", "reason", "registration", "token")
+    __slots__ = ("details", "message", "operation", "reason", "registered", "token")
 
     def __init__(
         self,
@@ -135,7 +135,7 @@ class _OperationLink:
         details: dict[str, Any] | None = None,
     ) -> None:
         self.token = token
-        self.registration: CallbackRegistration | None = None  # while the block runs
+        self.registered = False  # listening to its token while the block runs
         self.operation = operation
         self.reason = reason  # None: take the token's own reason and message
         self.message = message
@@ -995,14 +995,14 @@ def _arm(link: _OperationLink) -> None:
     if token.is_cancelled:
         link.fire(token, True)
     else:
-        link.registration = token._add(link)  # pyright: ignore[reportPrivateUsage]
+        link.registered = True
+        token._listen(link, link)  # pyright: ignore[reportPrivateUsage]  # the link is its own key
 
 
 def _disarm(link: _OperationLink) -> None:
-    registration = link.registration
-    if registration is not None:
-        link.registration = None
-        registration.unregister()
+    if link.registered:
+        link.registered = False
+        link.token._remove(link)  # pyright: ignore[reportPrivateUsage]
 
 
 def bind_current(operation: Cancelable) -> None:

@@ -166,7 +166,8 @@ class CancelationToken:
         self.id: str = new_id()
         """A unique id, for logs."""
         self._outcomes: list[_Outcome] = []  # the first one appended wins
-        self._registrations: dict[CallbackRegistration, _Listener] = {}
+        # Keyed by a handle, or by the listener itself for the library's own listeners.
+        self._registrations: dict[object, _Listener] = {}
 
     # -- state -------------------------------------------------------------------------------
 
@@ -300,14 +301,18 @@ class CancelationToken:
 
     def _add(self, listener: _Listener) -> CallbackRegistration:
         registration = CallbackRegistration(self, listener)
-        registrations = self._registrations
-        registrations[registration] = listener
-        if self._outcomes and registrations.pop(registration, None) is not None:
-            listener.fire(self, False)  # cancelled already: run (or schedule) it now
+        self._listen(listener, registration)
         return registration
 
-    def _remove(self, registration: CallbackRegistration) -> bool:
-        return self._registrations.pop(registration, None) is not None
+    def _listen(self, listener: _Listener, key: object) -> None:
+        """Register `listener` under `key`; `_remove(key)` undoes it."""
+        registrations = self._registrations
+        registrations[key] = listener
+        if self._outcomes and registrations.pop(key, None) is not None:
+            listener.fire(self, False)  # cancelled already: run (or schedule) it now
+
+    def _remove(self, key: object) -> bool:
+        return self._registrations.pop(key, None) is not None
 
     @property
     def callback_count(self) -> int:
