@@ -822,7 +822,10 @@ class CancelationScenario:
             raise pending
         if playback.failures:
             raise playback.failures[0]
-        return ScenarioResult(cancel.context, value, error, ended - start, playback.ran)
+        elapsed = ended - start
+        if playback.ran:  # a step's time is never before its due time, nor after the end
+            elapsed = max(elapsed, playback.ran[-1].at)
+        return ScenarioResult(cancel.context, value, error, elapsed, playback.ran)
 
     def __repr__(self) -> str:
         steps = ", ".join(f"{step.at:g} s: {step.description}" for step in self._steps)
