@@ -7,9 +7,6 @@ lists and unknown signals. Each row is checked the same way: the call raises `Ty
 (no callback on a token passed in, nothing in a registry, no signal handler changed, no coroutine
 left unclosed, the operation passed in untouched).
 
-A row marked with `gap=` is an input the library accepts today although it should refuse it; the
-row says what it should do and runs as a strict xfail until the library does.
-
 Entering a Cancelable twice and exiting it in another task raise `RuntimeError`; they are in
 tests/test_cancelable.py (test_entering_twice_is_refused_and_harmless,
 test_exit_in_another_task_is_refused_and_corrupts_nothing) and tests/test_faults.py.
@@ -163,11 +160,9 @@ class Case:
     error: type[Exception]
     shown: str  # how the message must show the value
     awaited: bool = False  # the entry point is a coroutine function
-    gap: str | None = None  # accepted (or badly reported) today: why that is wrong
 
     def param(self) -> Any:
-        marks = () if self.gap is None else pytest.mark.xfail(strict=True, reason=self.gap)
-        return pytest.param(self, id=f"{self.entry}-{self.argument}={self.shown}", marks=marks)
+        return pytest.param(self, id=f"{self.entry}-{self.argument}={self.shown}")
 
 
 CASES: list[Case] = []
@@ -184,10 +179,9 @@ def row(
     *,
     shown: str | None = None,
     awaited: bool = False,
-    gap: str | None = None,
 ) -> None:
     shown = repr(value) if shown is None else shown
-    CASES.append(Case(entry, argument, value, call, error, shown, awaited, gap))
+    CASES.append(Case(entry, argument, value, call, error, shown, awaited))
 
 
 def rows(
@@ -197,11 +191,9 @@ def rows(
     call: Call,
     *,
     awaited: bool = False,
-    gaps: dict[str, str] | None = None,
 ) -> None:
     for value, error in values:
-        gap = (gaps or {}).get(repr(value))
-        row(entry, argument, value, error, call, awaited=awaited, gap=gap)
+        row(entry, argument, value, error, call, awaited=awaited)
 
 
 NEGATIVE_NAN_INF: list[tuple[Any, type[Exception]]] = [
@@ -223,7 +215,6 @@ def durations(
     none_ok: bool = False,
     timedelta_ok: bool = False,
     awaited: bool = False,
-    gaps: dict[str, str] | None = None,
 ) -> None:
     """Seconds: negative, NaN, infinite, not a number (and zero, None, timedeltas if refused)."""
     values = [*NEGATIVE_NAN_INF, *NOT_NUMBERS, ([1], TypeError)]
@@ -235,7 +226,7 @@ def durations(
         values += [(timedelta(0), ValueError), (timedelta(seconds=-5), ValueError)]
     else:
         values.append((timedelta(seconds=1), TypeError))
-    rows(entry, argument, values, call, awaited=awaited, gaps=gaps)
+    rows(entry, argument, values, call, awaited=awaited)
 
 
 def counts(entry: str, argument: str, call: Call, *, minimum: int, none_ok: bool = False) -> None:
@@ -431,7 +422,6 @@ row(
     TypeError,
     lambda env, v: env.operation.report_progress("halfway", v),
     awaited=True,
-    gap="metadata (a dict or None) is passed to the progress callbacks unchecked",
 )
 rows(
     "Cancelable.stream",
@@ -494,7 +484,6 @@ row(
     "yes",
     TypeError,
     lambda env, v: env.linked.link(env.token, preserve_reason=v),
-    gap="preserve_reason is not checked to be a bool, and the link is registered on the token",
 )
 
 # -- sources -------------------------------------------------------------------------------------
@@ -514,7 +503,6 @@ row(
     5,
     TypeError,
     lambda env, v: Watcher().trigger_cancelation(v),
-    gap="message (a str or None) is not checked; it becomes context.cancel_message as is",
 )
 durations("TimeoutSource", "timeout", lambda env, v: TimeoutSource(v), timedelta_ok=True)
 optional_strs("TimeoutSource", "name", lambda env, v: TimeoutSource(1, name=v))
@@ -540,7 +528,6 @@ for entry, group in GROUPS.items():
         repeated,
         ValueError,
         lambda env, v, g=group: g([v, v]),
-        gap="the message says the same source is there twice, but not which one",
     )
     optional_strs(entry, "name", lambda env, v, g=group: g([TimeoutSource(1)], name=v))
 callables("ConditionSource", "predicate", lambda env, v: ConditionSource(v))
@@ -609,10 +596,6 @@ rows(
     "stream",
     [(5, TypeError), ("abc", TypeError)],
     lambda env, v: cancelable_stream(v, token=env.token),
-    gaps={
-        "5": "refused, but the message names `iterator` instead of `stream`",
-        "'abc'": "refused, but the message names `iterator` instead of `stream`",
-    },
 )
 durations(
     "cancelable_stream",
@@ -640,7 +623,6 @@ row(
     5,
     TypeError,
     lambda env, v: cancelable_stream(Items(), token=env.token, on_progress=v),
-    gap="refused, but the message names `callback` instead of `on_progress`",
 )
 bools(
     "cancelable_stream",
@@ -673,7 +655,6 @@ row(
     5,
     TypeError,
     lambda env, v: chunked_cancelable_stream(v, 2, env.operation),
-    gap="refused, but the message names `iterator` instead of `stream`",
 )
 
 # -- registry ------------------------------------------------------------------------------------
@@ -761,11 +742,6 @@ rows(
     "older_than",
     [(math.nan, ValueError), (math.inf, ValueError), (timedelta(seconds=-5), ValueError)],
     lambda env, v: env.registry.cleanup_completed_sync(v),
-    gaps={
-        "nan": "NaN is refused by timedelta() with a message that names neither",
-        "inf": "infinity raises OverflowError from timedelta(), naming neither",
-        repr(timedelta(seconds=-5)): "a negative timedelta is accepted (and clears the history)",
-    },
 )
 rows(
     "OperationRegistry.cleanup_completed",
@@ -786,7 +762,6 @@ for method, id_call in ID_TAKERS.items():
         42,
         TypeError,
         id_call,
-        gap="a non-str operation id is looked up and quietly matches nothing",
     )
 row(
     "OperationRegistry.list_operations_sync",
@@ -794,7 +769,6 @@ row(
     42,
     TypeError,
     lambda env, v: env.registry.list_operations_sync(parent_id=v),
-    gap="a non-str parent_id quietly matches nothing",
 )
 row(
     "OperationRegistry.list_operations_sync",
@@ -802,7 +776,6 @@ row(
     42,
     TypeError,
     lambda env, v: env.registry.list_operations_sync(name_pattern=v),
-    gap="a non-str name_pattern is accepted (fnmatch fails later, only once a named one runs)",
 )
 row(
     "ThreadSafeRegistry",
@@ -810,7 +783,6 @@ row(
     5,
     TypeError,
     lambda env, v: ThreadSafeRegistry(v),
-    gap="any object is accepted as the registry; the first call then fails with AttributeError",
 )
 rows(
     "ThreadSafeRegistry.list_operations",
@@ -831,7 +803,6 @@ row(
     5,
     TypeError,
     lambda env, v: call_soon_threadsafe(v),
-    gap="a non-callable is queued (or dropped with a warning) and fails later, on the loop",
 )
 row(
     "AnyioBridge.call_soon_threadsafe",
@@ -839,7 +810,6 @@ row(
     5,
     TypeError,
     lambda env, v: AnyioBridge().call_soon_threadsafe(v),
-    gap="a non-callable is queued (or dropped with a warning) and fails later, on the loop",
 )
 
 # -- decorators ----------------------------------------------------------------------------------
@@ -961,14 +931,12 @@ durations(
     "base_delay",
     lambda env, v: StreamConfig(base_delay=v),
     zero_ok=True,
-    gaps={"inf": "an infinite delay is accepted: the stream would never yield"},
 )
 durations(
     "StreamConfig",
     "stall_duration",
     lambda env, v: StreamConfig(stall_duration=v),
     zero_ok=True,
-    gaps={"inf": "an infinite stall is accepted: the stream would hang at its first stall"},
 )
 for fraction in ("jitter", "burst_probability", "stall_probability"):
     fractions("StreamConfig", fraction, lambda env, v, f=fraction: StreamConfig(**{f: v}), high=1)
@@ -1009,7 +977,6 @@ row(
     5,
     TypeError,
     lambda env, v: simulate_stream("text", cancelable=v),
-    gap="cancelable is not checked; the stream fails at its first chunk with AttributeError",
 )
 
 # -- hother.cancelable.testing -------------------------------------------------------------------

@@ -163,18 +163,10 @@ class Interrupting(CancelationSource):
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
 def test_a_source_raising_an_interrupt_stops_the_run_with_that_interrupt(
-    anyio_backend: Any, request: pytest.FixtureRequest, interrupt: type[BaseException]
+    anyio_backend: Any, interrupt: type[BaseException]
 ) -> None:
     # A run, not a test on the loop: on asyncio an interrupt raised in a task leaves the loop.
     backend, options = anyio_backend
-    if backend == "trio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="library bug: on trio the block drops the interrupt the source task "
-                "raised and raises trio.Cancelled instead, which even escapes anyio.run()",
-            )
-        )
     operations: list[Cancelable] = []
     previous = signal.getsignal(signal.SIGUSR1)
 

@@ -64,8 +64,8 @@ async def test_progress_is_reported_and_cancellation_stops_the_stream() -> None:
 
 
 BAD_CONFIGS: list[tuple[dict[str, Any], type[Exception], str]] = [
-    ({"base_delay": -1}, ValueError, r"^base_delay must be >= 0, got -1$"),
-    ({"base_delay": math.nan}, ValueError, r"^base_delay must be >= 0, got nan$"),
+    ({"base_delay": -1}, ValueError, r"^base_delay must be >= 0 and finite, got -1$"),
+    ({"base_delay": math.nan}, ValueError, r"^base_delay must be >= 0 and finite, got nan$"),
     ({"jitter": 2}, ValueError, r"^jitter must be between 0 and 1, got 2$"),
     ({"min_tokens": 0}, ValueError, r"^min_tokens must be >= 1, got 0$"),
     ({"max_tokens": 1.5}, TypeError, r"^max_tokens must be a whole number, got 1.5$"),
@@ -73,7 +73,7 @@ BAD_CONFIGS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"burst_probability": -0.1}, ValueError, r"^burst_probability must be between 0 and 1"),
     ({"burst_length": 0}, ValueError, r"^burst_length must be >= 1, got 0$"),
     ({"stall_probability": "x"}, TypeError, r"^stall_probability must be a number, got 'x'$"),
-    ({"stall_duration": -2}, ValueError, r"^stall_duration must be >= 0, got -2$"),
+    ({"stall_duration": -2}, ValueError, r"^stall_duration must be >= 0 and finite, got -2$"),
 ]
 
 

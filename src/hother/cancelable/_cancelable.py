@@ -10,7 +10,17 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from functools import wraps
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, ParamSpec, Self, TypeVar, final
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    NamedTuple,
+    NoReturn,
+    ParamSpec,
+    Self,
+    TypeVar,
+    cast,
+    final,
+)
 
 import anyio
 
@@ -454,7 +464,13 @@ class Cancelable:
                     await call_logged(callback, *args)
 
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
-        """Call the progress callbacks with `(operation_id, message, metadata)`."""
+        """Call the progress callbacks with `(operation_id, message, metadata)`.
+
+        Raises:
+            TypeError: `metadata` is neither a dict nor None.
+        """
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict or None, got {metadata!r}")
         await self._run_callbacks("progress", self._context.id, message, metadata)
 
     # -- state ---------------------------------------------------------------------------------
@@ -708,15 +724,20 @@ class Cancelable:
             ) from None
         self._disarm_links()
         task_group = self._task_group
+        adopted: BaseException | None = None  # raised by the sources' group, in place of exc
         if task_group is not None:
             self._task_group = None
             task_group.cancel_scope.cancel()
             try:
                 # Not given the body's exception, so the group never wraps it.
                 await task_group.__aexit__(None, None, None)
-            except BaseException as met:  # a cancellation delivered while sources wound down
-                if exc is None:
-                    exc_type, exc, tb = type(met), met, met.__traceback__
+            except BaseException as met:
+                # A cancellation delivered while sources wound down, or what a source raised
+                # past its own handling (KeyboardInterrupt, SystemExit): that goes on, even
+                # over the Cancelled the group sent the body when it happened.
+                if exc is None or (_is_cancellation(exc) and not _is_cancellation(met)):
+                    adopted = _sole(met)
+                    exc_type, exc, tb = type(adopted), adopted, adopted.__traceback__
             finally:
                 detach_all(self._sources)
             # Waiting there, this task may have been resumed by a thrown Cancelled, and an
@@ -729,6 +750,8 @@ class Cancelable:
             caught = bool(self._scope.__exit__(exc_type, exc, tb)) and exc is not None
         except BaseException as new:  # the scope stripped its Cancelled from a group
             caught, exc, replaced = False, new, new
+        if adopted is not None and not caught and replaced is None:
+            replaced = adopted  # not the exception Python would raise again: raise it here
 
         suppress = False
         raising: CancelationError | None = None
@@ -1008,6 +1031,21 @@ def _disarm(link: _OperationLink) -> None:
 def bind_current(operation: Cancelable) -> None:
     """Make `operation` the current one in this context (a worker thread's copy, say)."""
     _current.set(operation)
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        inner = cast("BaseExceptionGroup[BaseException]", exc).exceptions
+        return all(_is_cancellation(one) for one in inner)
+    return isinstance(exc, anyio.get_cancelled_exc_class())
+
+
+def _sole(exc: BaseException) -> BaseException:
+    """The one exception of a group of one (a source's KeyboardInterrupt, bare as on asyncio)."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    inner = cast("BaseExceptionGroup[BaseException]", exc).exceptions
+    return _sole(inner[0]) if len(inner) == 1 else cast("BaseException", exc)
 
 
 def _raise_unchained(error: BaseException) -> NoReturn:

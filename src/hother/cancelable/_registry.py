@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from _thread import allocate_lock
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
-from ._checks import check_message, check_reason
+from ._checks import check_message, check_optional_str, check_reason
 from ._context import CancelationReason, OperationContext, OperationStatus
 
 if TYPE_CHECKING:
@@ -26,6 +27,11 @@ DEFAULT_HISTORY_LIMIT = 1000
 
 def _snapshot(context: OperationContext) -> OperationContext:
     return context.copy()
+
+
+def _check_id(operation_id: object) -> None:
+    if not isinstance(operation_id, str):
+        raise TypeError(f"operation_id must be a str, got {operation_id!r}")
 
 
 def _check_status(status: object) -> OperationStatus | None:
@@ -107,6 +113,7 @@ class OperationRegistry:
 
     def unregister_sync(self, operation_id: str) -> None:
         """Stop listing the operation(s) with this id; those that ended join the history."""
+        _check_id(operation_id)
         with self._lock:
             for operation in self._live():
                 if operation.operation_id == operation_id:
@@ -126,6 +133,7 @@ class OperationRegistry:
 
     def get_operation_sync(self, operation_id: str) -> Cancelable | None:
         """The running operation with this id (the latest registered, if several), or None."""
+        _check_id(operation_id)
         with self._lock:
             matching = [op for op in self._live() if op.operation_id == operation_id]
         return matching[-1] if matching else None
@@ -141,6 +149,8 @@ class OperationRegistry:
         `name_pattern` is a shell-style pattern (`"fetch-*"`), matched against the name.
         """
         _check_status(status)
+        check_optional_str("parent_id", parent_id)
+        check_optional_str("name_pattern", name_pattern)
         from fnmatch import fnmatchcase  # for this call only: not worth importing for everybody
 
         with self._lock:
@@ -163,6 +173,7 @@ class OperationRegistry:
         message: str | None = None,
     ) -> bool:
         """Request the cancellation of one operation; True if it runs and this came first."""
+        _check_id(operation_id)
         reason, message = check_reason(reason), check_message(message)
         operation = self.get_operation_sync(operation_id)
         return operation is not None and operation.cancel_sync(reason, message)
@@ -214,10 +225,12 @@ class OperationRegistry:
         if older_than is None:
             cutoff = None
         elif isinstance(older_than, timedelta):
+            if older_than < timedelta(0):
+                raise ValueError(f"older_than must be a duration >= 0, got {older_than!r}")
             cutoff = datetime.now(UTC) - older_than
         elif isinstance(older_than, int | float) and not isinstance(older_than, bool):
-            if older_than < 0:
-                raise ValueError(f"older_than must be >= 0, got {older_than!r}")
+            if not 0 <= older_than < math.inf:  # NaN fails both
+                raise ValueError(f"older_than must be >= 0 and finite, got {older_than!r}")
             cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
         else:
             raise TypeError(f"older_than must be a timedelta, seconds or None, got {older_than!r}")
@@ -336,6 +349,8 @@ class ThreadSafeRegistry:
     """
 
     def __init__(self, registry: OperationRegistry | None = None) -> None:
+        if registry is not None and not isinstance(registry, OperationRegistry):
+            raise TypeError(f"registry must be an OperationRegistry or None, got {registry!r}")
         self._registry = registry if registry is not None else OperationRegistry.get_instance()
 
     def get_operation(self, operation_id: str) -> Cancelable | None:

@@ -36,6 +36,11 @@ DEFAULT_BUFFER_LIMIT = 1000
 """How many of the newest items `partial_result["buffer"]` keeps, unless told otherwise."""
 
 
+def _check_async_iterable(name: str, value: object) -> None:
+    if not isinstance(value, AsyncIterable | AsyncIterator):
+        raise TypeError(f"{name} must be an async iterable, got {value!r}")
+
+
 def _check_interval(value: object) -> int | None:
     if value is None:
         return None
@@ -99,8 +104,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     ) -> None:
         from ._cancelable import Cancelable  # a cycle: Cancelable.stream() builds these
 
-        if not isinstance(iterator, AsyncIterable | AsyncIterator):
-            raise TypeError(f"iterator must be an async iterable, got {iterator!r}")
+        _check_async_iterable("iterator", iterator)
         if not isinstance(cancelable, Cancelable):
             raise TypeError(f"cancelable must be a Cancelable, got {cancelable!r}")
         self._interval = _check_interval(report_interval)
@@ -287,6 +291,9 @@ def cancelable_stream(
     """
     from ._cancelable import Cancelable  # a cycle: Cancelable.stream() builds iterators
 
+    _check_async_iterable("stream", stream)
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
     if timeout is not None:
         operation = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name)
     else:
@@ -340,6 +347,7 @@ def chunked_cancelable_stream(
         TypeError, ValueError: `chunk_size` is not a whole number >= 1, or another argument
             is bad.
     """
+    _check_async_iterable("stream", stream)
     size = _check_positive_int("chunk_size", chunk_size)
     return _Chunks(
         CancelableAsyncIterator(stream, cancelable, report_interval, buffer_partial), size

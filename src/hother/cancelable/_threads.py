@@ -88,7 +88,12 @@ class AnyioBridge:
         """Run `callback(*args)` (sync, or async as a task) on the bridge's loop, soon.
 
         Safe from any thread. Returns False, and logs why, when there is no loop to run it.
+
+        Raises:
+            TypeError: `callback` is not callable.
         """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
         for waker in (self._waker, _last_waker):  # the bound loop, else the latest one
             if waker is not None and waker.call_soon(_run_callback, waker, callback, args):
                 return True

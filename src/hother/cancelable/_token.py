@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     import anyio.lowlevel
 
 from ._callbacks import call_logged, call_logged_sync, logger
-from ._checks import check_message, check_reason, check_seconds
+from ._checks import check_bool, check_message, check_reason, check_seconds
 from ._context import CancelationReason, new_id, utc
 from ._exceptions import error_for
 from ._wakeup import LoopWaker, current_waker
@@ -339,6 +339,7 @@ class LinkedCancelationToken(CancelationToken):
             raise TypeError(f"token must be a CancelationToken, got {token!r}")
         if token is self:
             raise ValueError("token must be another token, got this token itself")
+        check_bool("preserve_reason", preserve_reason)
         registration = token._add(_Forward(self, preserve_reason))  # pyright: ignore[reportPrivateUsage]
         self._links.append(registration)
         return registration

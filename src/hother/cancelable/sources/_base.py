@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from hother.cancelable._callbacks import logger
+from hother.cancelable._checks import check_message
 from hother.cancelable._context import CancelationReason
 
 __all__ = ["CancelationSource", "Sink", "attach_all", "detach_all"]
@@ -70,6 +71,7 @@ class CancelationSource(abc.ABC):
         `context.cancel_message`; `details` become attributes of the exception that leaves
         the block (for instance `condition_name=...` on `ConditionCancelation`).
         """
+        check_message(message)
         reserved = _RESERVED.intersection(details)
         if reserved:
             raise TypeError(

@@ -52,8 +52,11 @@ class _Group(CancelationSource):
         for index, member in enumerate(members):
             if not isinstance(member, CancelationSource):
                 raise TypeError(f"sources[{index}] must be a CancelationSource, got {member!r}")
-        if len({id(member) for member in members}) != len(members):
-            raise ValueError("sources must not hold the same source twice")
+        seen: set[int] = set()
+        for member in members:
+            if id(member) in seen:
+                raise ValueError(f"sources must not hold the same source twice, got {member!r}")
+            seen.add(id(member))
         self.sources: tuple[CancelationSource, ...] = tuple(members)
         super().__init__(
             name=name or f"{type(self).__name__}({', '.join(m.name for m in members)})"

@@ -21,10 +21,11 @@ _TOKENS = re.compile(r"\s+|[^\s]+")
 
 
 def _number(name: str, value: object, *, low: float, high: float = math.inf) -> None:
+    """A finite number in [low, high] (NaN fails every comparison, infinity the last)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if math.isnan(value) or not low <= value <= high:
-        bounds = f"between {low:g} and {high:g}" if high != math.inf else f">= {low:g}"
+    if not (low <= value <= high and value < math.inf):
+        bounds = f"between {low:g} and {high:g}" if high != math.inf else f">= {low:g} and finite"
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
 
 
@@ -88,13 +89,18 @@ def simulate_stream(
     cancellation (so the block ends as cancelled even if it reaches no other checkpoint).
 
     Raises:
-        TypeError: `text` is not a str, `config` not a `StreamConfig`, or `seed` not an int.
+        TypeError: `text` is not a str, `config` not a `StreamConfig`, `cancelable` not a
+            `Cancelable`, or `seed` not an int.
     """
+    from hother.cancelable._cancelable import Cancelable  # a cycle: the package imports this
+
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {text!r}")
     config = StreamConfig() if config is None else config
     if not isinstance(config, StreamConfig):
         raise TypeError(f"config must be a StreamConfig or None, got {config!r}")
+    if cancelable is not None and not isinstance(cancelable, Cancelable):
+        raise TypeError(f"cancelable must be a Cancelable or None, got {cancelable!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
     return _chunks(text, config, cancelable, random.Random(seed))
