@@ -37,11 +37,11 @@ try:
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
     from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-except ImportError as error:  # pragma: no cover - depends on what is installed
+except ImportError as _missing:  # pragma: no cover - depends on what is installed
     raise ImportError(
         "hother.cancelable.integrations.fastapi needs FastAPI, which is not installed: "
         "pip install 'hother-cancelable[fastapi]'"
-    ) from error
+    ) from _missing
 
 from hother.cancelable._callbacks import logger
 from hother.cancelable._cancelable import Cancelable
@@ -128,7 +128,7 @@ class RequestCancelationMiddleware:
     def __init__(self, app: ASGIApp, default_timeout: float | timedelta | None = None) -> None:
         if not callable(app):
             raise TypeError(f"app must be an ASGI application, got {app!r}")
-        self.app = app
+        self.app: ASGIApp = app
         self.default_timeout: float | None = (
             None if default_timeout is None else check_timeout(default_timeout, "default_timeout")
         )
@@ -393,7 +393,7 @@ class CancelableDependency:
         return f"CancelableDependency(timeout={self._timeout!r}, name={self._name!r})"
 
 
-cancelable_dependency = CancelableDependency()
+cancelable_dependency: CancelableDependency = CancelableDependency()
 """`Depends(cancelable_dependency)`: a `Cancelable` per request, cancelled by its client.
 
 See `CancelableDependency`, also for a timeout.
