@@ -96,18 +96,53 @@ async def test_signal_mid_stream_keeps_what_was_consumed() -> None:
 
 
 async def test_source_that_never_awaits_is_still_cancelled() -> None:
+    closed: list[int] = []
+
     async def busy() -> AsyncIterator[int]:
         index = 0
-        while True:
-            yield index
-            index += 1
+        try:
+            while True:
+                yield index
+                index += 1
+        finally:
+            closed.append(index)
 
     with pytest.raises(ManualCancelation):
         async with Cancelable() as cancel:
             async for item in cancel.stream(busy()):
                 if item == 100:
                     cancel.cancel_sync()
-    assert 100 < cancel.context.partial_result["count"] < 10_000
+    # Landed before the next item was asked for: nothing was taken from the source unseen.
+    assert cancel.context.partial_result["count"] == 101
+    assert cancel.context.partial_result["completed"] is False
+    assert closed == [100]
+
+
+async def test_items_asked_for_one_by_one_and_by_async_for_are_one_stream() -> None:
+    source = Source()
+    async with Cancelable() as cancel:
+        items = cancel.stream(source.items(6, 0))
+        first = await anext(items)
+        rest = [item async for item in items]
+        assert await anext(items, "exhausted") == "exhausted"
+    assert (first, rest) == (0, [1, 2, 3, 4, 5])
+    assert cancel.context.partial_result == {
+        "count": 6,
+        "buffer": [0, 1, 2, 3, 4, 5],
+        "completed": True,
+    }
+
+
+async def test_a_stream_never_iterated_leaves_the_source_and_the_partial_result_alone() -> None:
+    source = Source()
+    async with Cancelable() as cancel:
+        items = cancel.stream(source.items(3, 0))
+        aiter(items)  # what `async for` does first; no item is asked for
+    assert cancel.context.partial_result is None
+    assert not source.closed  # never started: nothing to close
+    await items.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await anext(items)
 
 
 async def test_early_break_closes_the_source_when_the_block_ends() -> None:

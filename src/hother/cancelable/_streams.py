@@ -1,14 +1,16 @@
 """Streams: items pass through, progress is reported, partial results survive cancellation.
 
-No cancel scope is ever held across a `yield` (the iterators are classes, not generators):
-inside an operation's block its own scope applies; for a stream that runs an operation of its
-own (`cancelable_stream`), each step opens a scope of its own and closes it before returning.
+No cancel scope is ever held across a `yield`: inside an operation's block its own scope
+applies, and the items come from a plain async generator (the cheapest wrapper Python has: a
+coroutine per `__anext__` costs twice as much per item); for a stream that runs an operation of
+its own (`cancelable_stream`), each step opens a scope of its own and closes it before
+returning.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, cast
 
@@ -83,10 +85,10 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     """
 
     __slots__ = (
-        "_attached",
         "_buffer",
         "_closed",
         "_count",
+        "_inside",
         "_interval",
         "_operation",
         "_partial",
@@ -117,41 +119,64 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         self._count = 0
         self._buffer: deque[T] | None = deque(maxlen=limit) if buffer_partial else None
         self._partial: dict[str, Any] = {"count": 0, "buffer": None, "completed": False}
-        self._started = False  # the first __anext__ binds it to its operation
-        self._attached = False  # iterated inside the operation's block, on the hot path
+        self._started = False  # the first item asked for binds it to its operation
+        # Iterated inside the operation's running block: where the items come from.
+        self._inside: AsyncGenerator[T] | None = None
         self._closed = False
 
-    def __aiter__(self) -> Self:
-        return self
+    def __aiter__(self) -> AsyncIterator[T]:
+        # `async for` inside the block iterates the generator itself: no coroutine per item.
+        return self if self._inside_block() is None else cast("AsyncIterator[T]", self._inside)
 
     async def __anext__(self) -> T:
-        # The hot path, inside the operation's block: one coroutine, a few stores.
-        if self._attached:
-            if self._operation._requests:  # pyright: ignore[reportPrivateUsage]
-                # Requested while the source gave items without a checkpoint: land it now.
-                await anyio.lowlevel.checkpoint()
-            try:
-                item = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._end(completed=True)
-                raise
-            except BaseException:
-                self._end(completed=False)
-                raise
-            count = self._count = self._count + 1
-            if self._buffer is not None:
-                self._buffer.append(item)
-            self._partial["count"] = count
-            if self._interval is not None and count % self._interval == 0:
-                await self._report(count, item)
-            return item
+        inside = self._inside_block()
+        if inside is not None:
+            return await inside.__anext__()
         if self._closed:
             raise StopAsyncIteration
         if not self._started:
             await self._start()
-            if self._attached:
-                return await self.__anext__()
         return await self._detached_step()
+
+    def _inside_block(self) -> AsyncGenerator[T] | None:
+        operation = self._operation
+        if (
+            self._inside is None
+            and not self._started
+            and operation.context.status is OperationStatus.RUNNING
+            and not operation._detached  # pyright: ignore[reportPrivateUsage]
+        ):
+            self._inside = self._items_inside()
+        return self._inside
+
+    async def _items_inside(self) -> AsyncGenerator[T]:
+        """The hot path: a few stores per item, on local names."""
+        operation = self._operation
+        if operation.context.status is not OperationStatus.RUNNING:
+            raise RuntimeError(f"{operation!r} has ended; its streams cannot start")
+        self._bind()
+        partial, buffer, interval = self._partial, self._buffer, self._interval
+        requests = operation._requests  # pyright: ignore[reportPrivateUsage]
+        count = 0
+        try:
+            async for item in self._source:
+                count += 1
+                partial["count"] = count
+                if buffer is not None:
+                    buffer.append(item)
+                if interval is not None and count % interval == 0:
+                    await self._report(count, item)
+                yield item
+                if requests:
+                    # Requested while the source gave items without a checkpoint (from a
+                    # thread, a signal handler, the loop body): land it before the next item.
+                    operation._trip()  # pyright: ignore[reportPrivateUsage]
+                    await anyio.lowlevel.checkpoint()
+        except BaseException:  # from the source, a cancellation, or GeneratorExit: left early
+            self._end(completed=False)
+            await self._close_source()  # a source that raised is closed already: no-op
+            raise
+        self._end(completed=True)
 
     def _passed(self, item: T) -> None:
         count = self._count = self._count + 1
@@ -171,11 +196,14 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
             await operation._start_detached()  # pyright: ignore[reportPrivateUsage]
         elif status is not OperationStatus.RUNNING:
             raise RuntimeError(f"{operation!r} has ended; its streams cannot start")
+        self._bind()
+
+    def _bind(self) -> None:
+        operation = self._operation
         self._partial["buffer"] = self._buffer
         operation.context.partial_result = self._partial
         operation._adopt_stream(self)  # pyright: ignore[reportPrivateUsage]
         self._started = True
-        self._attached = not operation._detached  # pyright: ignore[reportPrivateUsage]
 
     async def _detached_step(self) -> T:
         operation = self._operation
@@ -216,7 +244,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     def _end(self, completed: bool) -> None:
         if self._closed:
             return
-        self._closed, self._attached = True, False
+        self._closed = True
         self._partial["completed"] = completed
         if self._buffer is not None:
             self._partial["buffer"] = list(self._buffer)
@@ -232,6 +260,9 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         await self._close(None)
 
     async def _close(self, exc: BaseException | None) -> None:
+        if self._inside is not None:
+            await self._stop_inside()
+            return
         if not self._started:
             self._closed = True
             await self._close_source()
@@ -246,8 +277,17 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
 
     async def _block_ended(self) -> None:
         """Called by the operation as its block ends: close what the loop left open."""
-        if not self._closed:
+        if self._inside is not None:
+            await self._stop_inside()
+        elif not self._closed:
             self._end(completed=False)
+            await self._close_source()
+
+    async def _stop_inside(self) -> None:
+        assert self._inside is not None
+        await self._inside.aclose()  # waiting at a `yield`: it ends as left early
+        if not self._started:  # never asked for an item: the generator never ran
+            self._closed = True
             await self._close_source()
 
     async def __aenter__(self) -> Self:
