@@ -302,3 +302,66 @@ async def test_concurrent_calls_sharing_an_operation_id_keep_the_registry_right(
         assert registry.get_operation_sync("fetch") is not None
     assert len(registry.get_history_sync()) == 2
     registry.clear_all_sync()
+
+
+async def test_an_operation_is_injected_into_a_positional_only_parameter() -> None:
+    @cancelable(name="fetch")
+    async def fetch(url: str, retries: int = 3, cancelable: Cancelable | None = None, /) -> str:
+        assert cancelable is not None
+        return f"{url} {retries} {cancelable.context.name}"
+
+    @ensure_cancelable
+    async def ensured(url: str, cancelable: Cancelable | None = None, /) -> bool:
+        return isinstance(cancelable, Cancelable)
+
+    @with_current_operation()
+    async def current(operation: Cancelable | None = None, /) -> Cancelable | None:
+        return operation
+
+    assert await fetch("a") == "a 3 fetch"  # the default of `retries` fills the gap
+    assert await fetch("b", 1) == "b 1 fetch"
+    assert await ensured("c") is True
+    async with Cancelable() as outer:
+        assert await current() is outer
+    with pytest.raises(TypeError, match="url"):  # a required argument left out: Python says so
+        await fetch()  # type: ignore[call-arg]
+
+
+async def test_with_current_operation_leaves_other_functions_and_given_values_alone() -> None:
+    @with_current_operation()
+    async def plain(value: int) -> int:
+        return value
+
+    @with_current_operation()
+    async def job(operation: Cancelable | None = None) -> Cancelable | None:
+        return operation
+
+    mine = Cancelable()
+    async with Cancelable() as running:
+        assert await plain(3) == 3
+        assert await job(mine) is mine
+        assert await job(operation=mine) is mine
+        assert await job(None) is running
+
+
+async def test_a_combine_factory_that_builds_no_cancelable_is_refused_at_the_call() -> None:
+    @cancelable_combine(Cancelable.with_timeout(5), lambda: "not an operation")  # type: ignore[arg-type, return-value]
+    async def job() -> None:
+        raise AssertionError("not run")
+
+    with pytest.raises(TypeError, match=r"^a cancelable factory must .*, got 'not an operation'$"):
+        await job()
+
+
+async def test_with_timeout_refusing_its_timeout_leaves_another_awaitable_untouched() -> None:
+    class Answer:
+        """Awaitable more than once, unlike a coroutine."""
+
+        def __await__(self) -> Any:
+            yield from anyio.lowlevel.checkpoint().__await__()
+            return 42
+
+    answer = Answer()
+    with pytest.raises(ValueError, match=r"^timeout must be"):
+        await with_timeout(0, answer)
+    assert await with_timeout(1, answer) == 42

@@ -25,10 +25,21 @@ from typing import (
 import anyio
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    from collections.abc import Coroutine
     from datetime import timedelta
+    from typing import TypedDict, Unpack
 
     import anyio.abc
     import anyio.lowlevel
+
+    class _Options(TypedDict, total=False):
+        """The keyword arguments the factories pass on to `Cancelable`."""
+
+        parent: Cancelable | None
+        metadata: Mapping[str, Any] | None
+        register_globally: bool
+        raise_on_cancel: bool
+
 
 from ._callbacks import call_logged
 from ._checks import (
@@ -297,8 +308,8 @@ class Cancelable:
         timeout: float | timedelta,
         operation_id: str | None = None,
         name: str | None = None,
-        **kwargs: Any,
-    ) -> Cancelable:
+        **kwargs: Unpack[_Options],
+    ) -> Self:
         """An operation cancelled `timeout` after its block is entered (reason `TIMEOUT`).
 
         The deadline is the cancel scope's own: no task, no timer thread. The block then
@@ -319,8 +330,8 @@ class Cancelable:
         token: CancelationToken,
         operation_id: str | None = None,
         name: str | None = None,
-        **kwargs: Any,
-    ) -> Cancelable:
+        **kwargs: Unpack[_Options],
+    ) -> Self:
         """An operation cancelled when `token` is, with the token's reason and message.
 
         Raises:
@@ -338,8 +349,8 @@ class Cancelable:
         *signals: int,
         operation_id: str | None = None,
         name: str | None = None,
-        **kwargs: Any,
-    ) -> Cancelable:
+        **kwargs: Unpack[_Options],
+    ) -> Self:
         """An operation cancelled when one of `signals` arrives (default SIGINT and SIGTERM).
 
         The block raises `SignalCancelation` (`signal_number`), reason `SIGNAL`; Ctrl-C
@@ -360,8 +371,8 @@ class Cancelable:
         condition_name: str | None = None,
         operation_id: str | None = None,
         name: str | None = None,
-        **kwargs: Any,
-    ) -> Cancelable:
+        **kwargs: Unpack[_Options],
+    ) -> Self:
         """An operation cancelled once `predicate()` (sync or async) returns true.
 
         It is checked as the block starts and every `check_interval` seconds; the block then
@@ -981,7 +992,7 @@ class Cancelable:
         """
         return _Shield()
 
-    def wrap(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def wrap(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """`fn` as a coroutine function that first checks this operation's cancellation.
 
         Made for retry loops (tenacity, stamina): once the operation is cancelled, the next

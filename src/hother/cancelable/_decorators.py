@@ -46,32 +46,51 @@ def _check_coroutine_function(fn: object) -> None:
         raise TypeError(f"the decorated function must be an `async def` function, got {fn!r}")
 
 
-def _slot(fn: Callable[..., Any], parameter: str) -> int | None:
-    """Where a call may give `parameter`: its position (-1: by keyword only); None: nowhere."""
+class _Slot:
+    """Where a call may give the parameter an operation is injected into."""
+
+    __slots__ = ("defaults", "index", "name")
+
+    def __init__(self, name: str, index: int, defaults: tuple[Any, ...] | None) -> None:
+        self.name = name
+        self.index = index  # its position; -1: keyword-only
+        # Positional-only: the defaults of the positional parameters before it, to pass
+        # positionally when the caller left them out. None: it can be passed by keyword.
+        self.defaults = defaults
+
+    def given(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Did the caller pass it (None counts as not passed)?"""
+        if 0 <= self.index < len(args):
+            return args[self.index] is not None
+        return kwargs.get(self.name) is not None
+
+    def inject(
+        self, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        index = self.index
+        if 0 <= index < len(args):  # passed positionally, as None
+            return (*args[:index], value, *args[index + 1 :]), kwargs
+        if self.defaults is not None:  # positional-only: fill the gap with the defaults
+            gap = self.defaults[len(args) :]
+            if inspect.Parameter.empty in gap:  # a required one is missing: Python says so
+                return args, kwargs
+            return (*args, *gap, value), kwargs
+        return args, {**kwargs, self.name: value}
+
+
+def _slot(fn: Callable[..., Any], parameter: str) -> _Slot | None:
+    """Where `fn` takes `parameter`; None if it does not."""
     parameters = list(inspect.signature(fn).parameters.values())
     for index, candidate in enumerate(parameters):
-        if candidate.name == parameter:
-            positional = candidate.kind in (
-                inspect.Parameter.POSITIONAL_ONLY,
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            )
-            return index if positional else -1
+        if candidate.name != parameter:
+            continue
+        if candidate.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            return _Slot(parameter, index, None)
+        if candidate.kind is inspect.Parameter.POSITIONAL_ONLY:
+            before = tuple(p.default for p in parameters[:index])
+            return _Slot(parameter, index, before)
+        return _Slot(parameter, -1, None)  # keyword-only
     return None
-
-
-def _given(slot: int, parameter: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Did the caller pass `parameter` (None counts as not passed)?"""
-    if 0 <= slot < len(args):
-        return args[slot] is not None
-    return kwargs.get(parameter) is not None
-
-
-def _inject(
-    slot: int, parameter: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if 0 <= slot < len(args):  # passed positionally, as None
-        return (*args[:slot], value, *args[slot + 1 :]), kwargs
-    return args, {**kwargs, parameter: value}
 
 
 def _run_as_operation(
@@ -86,12 +105,8 @@ def _run_as_operation(
         @functools.wraps(fn)
         async def run(*args: P.args, **kwargs: P.kwargs) -> T:
             async with make(fn) as operation:
-                if (
-                    slot is not None
-                    and inject_param is not None
-                    and not _given(slot, inject_param, args, kwargs)
-                ):
-                    args, kwargs = _inject(slot, inject_param, operation, args, kwargs)  # type: ignore[assignment]
+                if slot is not None and not slot.given(args, kwargs):
+                    args, kwargs = slot.inject(operation, args, kwargs)  # type: ignore[assignment]
                 return await fn(*args, **kwargs)
             return cast("T", None)  # only a quiet operation (raise_on_cancel=False) gets here
 
@@ -311,8 +326,8 @@ def with_current_operation(inject_param: str = "operation") -> Decorator[P, T]:
 
         @functools.wraps(fn)
         async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            if slot is not None and not _given(slot, parameter, args, kwargs):
-                args, kwargs = _inject(slot, parameter, current_operation(), args, kwargs)  # type: ignore[assignment]
+            if slot is not None and not slot.given(args, kwargs):
+                args, kwargs = slot.inject(current_operation(), args, kwargs)  # type: ignore[assignment]
             return await fn(*args, **kwargs)
 
         return run
@@ -357,10 +372,10 @@ def ensure_cancelable(fn: AsyncFunction[P, T]) -> AsyncFunction[P, T]:
 
     @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        if _given(slot, "cancelable", args, kwargs):
+        if slot.given(args, kwargs):
             return await fn(*args, **kwargs)
         async with Cancelable(name=fn.__qualname__) as operation:
-            args, kwargs = _inject(slot, "cancelable", operation, args, kwargs)  # type: ignore[assignment]
+            args, kwargs = slot.inject(operation, args, kwargs)  # type: ignore[assignment]
             return await fn(*args, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -20,6 +20,8 @@ from ._checks import check_bool
 from ._context import OperationStatus
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    from datetime import timedelta
+
     import anyio.lowlevel
 
     from ._cancelable import Cancelable
@@ -310,7 +312,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
 
 def cancelable_stream(
     stream: AsyncIterable[T],
-    timeout: float | None = None,
+    timeout: float | timedelta | None = None,
     token: CancelationToken | None = None,
     report_interval: int | None = None,
     on_progress: Callable[[str, Any, dict[str, Any] | None], Any] | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
 
 __all__ = ["ConditionSource", "ResourceConditionSource"]
 
-Predicate = Callable[[], bool | Awaitable[bool]]
+Predicate = Callable[[], object]  # its result (awaited if awaitable) is taken as true or false
 
 
 class ConditionSource(CancelationSource):

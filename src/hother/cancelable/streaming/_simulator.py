@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -80,7 +80,7 @@ def simulate_stream(
     config: StreamConfig | None = None,
     cancelable: Cancelable | None = None,
     seed: int | None = None,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str]:
     """Yield `text` in chunks paced like a model's output; joined, they are `text`.
 
     With a `seed`, the chunks and delays are the same on every run. With a `cancelable`,
@@ -108,7 +108,7 @@ def simulate_stream(
 
 async def _chunks(
     text: str, config: StreamConfig, cancelable: Cancelable | None, rng: random.Random
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str]:
     tokens = _TOKENS.findall(text)
     sent = 0
     burst_left = 0
