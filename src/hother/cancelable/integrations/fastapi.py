@@ -722,11 +722,16 @@ class CancelableWebSocket:
             if operation.context.status is not OperationStatus.CANCELLED:
                 raise
             suppress = True
-        if operation.context.status is OperationStatus.CANCELLED:
-            # Here only for the operation's own cancellation: an outer one is still raising.
-            await self._close_cancelled(operation.context)
-            return True
-        return suppress
+        else:
+            own = operation.context.status is OperationStatus.CANCELLED and (
+                suppress or isinstance(exc, CancelationError)  # check_cancelation() raised it
+            )
+            if not own:
+                # An enclosing scope's cancellation goes on untouched, and the socket is left
+                # to the code that owns that scope (the server closes it as the handler ends).
+                return suppress
+        await self._close_cancelled(operation.context)
+        return True
 
     async def _close_cancelled(self, context: OperationContext) -> None:
         websocket = self._websocket
