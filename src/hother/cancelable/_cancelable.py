@@ -13,7 +13,6 @@ from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
-    NamedTuple,
     NoReturn,
     ParamSpec,
     Self,
@@ -136,38 +135,33 @@ class _OperationToken(CancelationToken):
         super().check()
 
 
-class _Request(NamedTuple):
-    reason: CancelationReason
-    message: str | None
-    details: dict[str, Any] | None
+class _Request:
+    """One cancellation request: the first one made is what the block reports."""
 
-
-class _OperationLink:
-    """Requests the cancellation of an operation when the token it listens to is cancelled."""
-
-    __slots__ = ("details", "message", "operation", "reason", "registered", "token")
+    __slots__ = ("details", "message", "reason")
 
     def __init__(
-        self,
-        token: CancelationToken,
-        operation: Cancelable,
-        reason: CancelationReason | None = None,
-        message: str | None = None,
-        details: dict[str, Any] | None = None,
+        self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
     ) -> None:
-        self.token = token
-        self.registered = False  # listening to its token while the block runs
-        self.operation = operation
-        self.reason = reason  # None: take the token's own reason and message
+        self.reason = reason
         self.message = message
         self.details = details
 
-    def fire(self, token: CancelationToken, direct: bool) -> None:
-        if self.reason is None:
-            reason, message = token.reason or CancelationReason.MANUAL, token.message
-        else:
-            reason, message = self.reason, self.message
-        self.operation._request(reason, message, self.details, direct)  # pyright: ignore[reportPrivateUsage]
+
+class _ParentLink:
+    """Requests an operation's cancellation (reason `PARENT`) when its parent's token is."""
+
+    __slots__ = ("details", "message", "operation", "registered", "token")
+
+    def __init__(self, operation: Cancelable, parent: Cancelable) -> None:
+        self.token = parent.token
+        self.operation = operation
+        self.message = f"parent operation {parent.operation_id} was cancelled"
+        self.details = {_PARENT_KEY: parent.operation_id}
+        self.registered = False  # listening to the token while the block runs
+
+    def _fire(self, token: CancelationToken, direct: bool) -> None:
+        self.operation._request(CancelationReason.PARENT, self.message, self.details, direct)  # pyright: ignore[reportPrivateUsage]
 
 
 @final
@@ -242,7 +236,6 @@ class Cancelable:
         "_deadline_mono",
         "_detached",
         "_enclosing",
-        "_links",
         "_parent",
         "_parent_link",
         "_raise_on_cancel",
@@ -254,6 +247,7 @@ class Cancelable:
         "_task_group",
         "_timeout",
         "_token",
+        "_tokens",
         "_waker",
     )
 
@@ -280,10 +274,11 @@ class Cancelable:
         self._raise_on_cancel = check_bool("raise_on_cancel", raise_on_cancel)
         self._parent = parent
         self._timeout: float | None = None
-        # Tokens that cancel this operation, with the reason to report (None: the token's own).
-        # Tuples, grown by copying: most operations have none, and () allocates nothing.
-        self._links: tuple[_OperationLink, ...] = ()
-        self._parent_link: _OperationLink | None = None  # made as the block starts
+        # Tokens that cancel this operation with their own reason and message; it listens to
+        # them itself, keyed by itself (no object per link). A tuple, grown by copying: most
+        # operations have none, and () allocates nothing.
+        self._tokens: tuple[CancelationToken, ...] = ()
+        self._parent_link: _ParentLink | None = None  # made as the block starts
         self._sources: tuple[CancelationSource, ...] = ()
         self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
         self._callbacks: dict[str, list[_Callback]] | None = None
@@ -340,7 +335,7 @@ class Cancelable:
         if not isinstance(token, CancelationToken):
             raise TypeError(f"token must be a CancelationToken, got {token!r}")
         cancelable = cls(operation_id=operation_id, name=name, **kwargs)
-        cancelable._link(token, None)
+        cancelable._tokens = (token,)
         return cancelable
 
     @classmethod
@@ -386,15 +381,6 @@ class Cancelable:
         source = ConditionSource(predicate, check_interval, condition_name)
         return cls(operation_id=operation_id, name=name, **kwargs).add_source(source)
 
-    def _link(
-        self,
-        token: CancelationToken,
-        reason: CancelationReason | None,
-        message: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        self._links = (*self._links, _OperationLink(token, self, reason, message, details))
-
     def add_source(self, source: CancelationSource) -> Self:
         """Add a cancellation source that runs as a task while the block runs.
 
@@ -431,10 +417,8 @@ class Cancelable:
         timeouts = [m._timeout for m in members if m._timeout is not None]
         combined._timeout = min(timeouts) if timeouts else None
         for member in members:
-            for link in member._links:
-                combined._link(link.token, link.reason, link.message, link.details)
+            combined._tokens = (*combined._tokens, *member._tokens, member.token)
             combined._sources = (*combined._sources, *member._sources)
-            combined._link(member.token, None)
         return combined
 
     # -- callbacks -----------------------------------------------------------------------------
@@ -693,24 +677,25 @@ class Cancelable:
         # Not direct: a signal source reports from its handler, where only queuing is safe.
         return self._request(source.reason, message, details or None, False)
 
+    def _fire(self, token: CancelationToken, direct: bool) -> None:
+        """One of `_tokens` was cancelled: request this operation's, with its reason."""
+        self._request(token.reason or CancelationReason.MANUAL, token.message, None, direct)
+
     def _disarm_links(self) -> None:
-        for link in self._links:
-            _disarm(link)
+        for token in self._tokens:
+            token._remove(self)  # pyright: ignore[reportPrivateUsage]
         if self._parent_link is not None:
             _disarm(self._parent_link)
 
     def _arm_links(self) -> None:
-        for link in self._links:
-            _arm(link)
+        for token in self._tokens:
+            if token.is_cancelled:
+                self._fire(token, True)
+            else:
+                token._listen(self, self)  # pyright: ignore[reportPrivateUsage]
         parent = self._parent
         if parent is not None:
-            self._parent_link = link = _OperationLink(
-                parent.token,
-                self,
-                CancelationReason.PARENT,
-                f"parent operation {parent.operation_id} was cancelled",
-                {_PARENT_KEY: parent.operation_id},
-            )
+            self._parent_link = link = _ParentLink(self, parent)
             _arm(link)
 
     async def __aexit__(
@@ -1024,16 +1009,16 @@ class Cancelable:
         yield call
 
 
-def _arm(link: _OperationLink) -> None:
+def _arm(link: _ParentLink) -> None:
     token = link.token
     if token.is_cancelled:
-        link.fire(token, True)
+        link._fire(token, True)  # pyright: ignore[reportPrivateUsage]
     else:
         link.registered = True
         token._listen(link, link)  # pyright: ignore[reportPrivateUsage]  # the link is its own key
 
 
-def _disarm(link: _OperationLink) -> None:
+def _disarm(link: _ParentLink) -> None:
     if link.registered:
         link.registered = False
         link.token._remove(link)  # pyright: ignore[reportPrivateUsage]

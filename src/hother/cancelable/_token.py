@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from _thread import get_ident
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -38,7 +38,7 @@ class _Listener(Protocol):
     in a signal handler, where only queuing work onto a loop is safe.
     """
 
-    def fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None: ...
+    def _fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None: ...
 
 
 class CallbackRegistration:
@@ -70,7 +70,7 @@ class _UserCallback:
         self.callback = callback
         self.waker = waker
 
-    def fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None:
+    def _fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None:
         awaitable = call_logged_sync(self.callback, token)
         if awaitable is None or direct:
             return awaitable
@@ -96,7 +96,7 @@ class _Forward:
         self.target = target
         self.preserve_reason = preserve_reason
 
-    def fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None:
+    def _fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None:
         if self.preserve_reason and token.reason is not None:
             reason, message = token.reason, token.message
         else:
@@ -113,7 +113,7 @@ class _EventSetter:
         self.event = event
         self.waker = waker
 
-    def fire(self, token: CancelationToken, direct: bool) -> None:
+    def _fire(self, token: CancelationToken, direct: bool) -> None:
         if direct and get_ident() == self.waker.thread_id:
             self.event.set()
         else:
@@ -126,7 +126,7 @@ class _ThreadEventSetter:
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def fire(self, token: CancelationToken, direct: bool) -> None:
+    def _fire(self, token: CancelationToken, direct: bool) -> None:
         self.event.set()
 
 
@@ -137,10 +137,15 @@ def _waker_or_none() -> LoopWaker | None:
         return None
 
 
-class _Outcome(NamedTuple):
-    reason: CancelationReason
-    message: str | None
-    at: float  # time.time()
+class _Outcome:
+    """One cancellation request made to a token: the first one made is the token's."""
+
+    __slots__ = ("at", "message", "reason")
+
+    def __init__(self, reason: CancelationReason, message: str | None, at: float) -> None:
+        self.reason = reason
+        self.message = message
+        self.at = at  # time.time()
 
 
 class CancelationToken:
@@ -241,7 +246,7 @@ class CancelationToken:
         for registration in list(registrations):
             listener = registrations.pop(registration, None)  # whoever pops it, fires it
             if listener is not None:
-                awaitable = listener.fire(self, direct)
+                awaitable = listener._fire(self, direct)  # pyright: ignore[reportPrivateUsage]
                 if awaitable is not None:
                     pending.append(awaitable)
         return pending
@@ -309,7 +314,7 @@ class CancelationToken:
         registrations = self._registrations
         registrations[key] = listener
         if self._outcomes and registrations.pop(key, None) is not None:
-            listener.fire(self, False)  # cancelled already: run (or schedule) it now
+            listener._fire(self, False)  # pyright: ignore[reportPrivateUsage]  # cancelled already
 
     def _remove(self, key: object) -> bool:
         return self._registrations.pop(key, None) is not None
