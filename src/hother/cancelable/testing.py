@@ -787,7 +787,7 @@ class CancelationScenario:
             TypeError: `operation` is not a `Cancelable` or a function returning one, or
                 `body` is not callable.
             ValueError: the operation was entered already.
-            Exception: what a `check` step raised.
+            BaseException: what a `check` step raised, as it was raised.
         """
         cancel = _build(operation)
         if not callable(body):
@@ -847,7 +847,7 @@ class _Playback:
         self.cancel = cancel
         self.start = start
         self.ran: list[ScenarioStep] = []
-        self.failures: list[Exception] = []
+        self.failures: list[BaseException] = []
         self.stopper = anyio.CancelScope()  # around the block: stops it when a step fails
         self._waiting: anyio.CancelScope | None = None
         self._ended = False
@@ -876,7 +876,9 @@ class _Playback:
             self.ran.append(ScenarioStep(at, step.description))
             try:
                 await step.action(self.cancel)
-            except Exception as exc:
+            except anyio.get_cancelled_exc_class():
+                raise  # run() is over: the block ended before this step did
+            except BaseException as exc:  # KeyboardInterrupt too: run() raises it, as is
                 self.failures.append(exc)
                 self.stopper.cancel()
                 return
