@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -10,6 +9,8 @@ from ._context import CancelationReason, is_timedelta
 
 if TYPE_CHECKING:
     from datetime import timedelta
+
+INF = float("inf")  # not math.inf: importing math costs more than the rest of this module
 
 __all__ = ["check_bool", "check_message", "check_reason", "check_seconds", "check_timeout"]
 
@@ -50,7 +51,7 @@ def check_seconds(name: str, value: object) -> float:
     """`value` as a float number of seconds >= 0, or a TypeError/ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-    if math.isnan(value) or math.isinf(value) or value < 0:
+    if not 0 <= value < INF:  # NaN fails every comparison
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
     return float(value)
 
@@ -64,6 +65,6 @@ def check_timeout(value: object, name: str = "timeout") -> float:
         return seconds
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
-    if math.isnan(value) or math.isinf(value) or value <= 0:
+    if not 0 < value < INF:  # NaN fails every comparison
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
     return float(value)

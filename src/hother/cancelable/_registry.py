@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from _thread import allocate_lock
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
-from ._checks import check_message, check_optional_str, check_reason
+from ._checks import INF, check_message, check_optional_str, check_reason
 from ._context import CancelationReason, OperationContext, OperationStatus
 
 if TYPE_CHECKING:
@@ -229,7 +228,7 @@ class OperationRegistry:
                 raise ValueError(f"older_than must be a duration >= 0, got {older_than!r}")
             cutoff = datetime.now(UTC) - older_than
         elif isinstance(older_than, int | float) and not isinstance(older_than, bool):
-            if not 0 <= older_than < math.inf:  # NaN fails both
+            if not 0 <= older_than < INF:  # NaN fails every comparison
                 raise ValueError(f"older_than must be >= 0 and finite, got {older_than!r}")
             cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -115,7 +114,7 @@ def _check_percent(name: str, value: object) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a percentage between 0 and 100, got {value!r}")
-    if math.isnan(value) or not 0 <= value <= 100:
+    if not 0 <= value <= 100:  # NaN fails every comparison
         raise ValueError(f"{name} must be a percentage between 0 and 100, got {value!r}")
     return float(value)
 
