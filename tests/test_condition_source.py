@@ -271,3 +271,16 @@ async def test_resource_messages_give_readable_sizes() -> None:
     with pytest.raises(ConditionCancelation, match=r"^process memory \d+\.\d MiB > 1\.0 MiB$"):
         async with Cancelable().add_source(source):
             await anyio.sleep(10)
+
+
+async def test_memory_threshold_fires_with_the_share_in_use() -> None:
+    source = ResourceConditionSource(memory_threshold=0, check_interval=0.01)
+    with pytest.raises(ConditionCancelation, match=r"^memory use \d+\.\d% > 0%$") as info:
+        async with Cancelable().add_source(source):
+            await anyio.sleep(10)
+    assert info.value.condition_name == "resources"
+
+
+def test_a_sample_under_every_threshold_finds_nothing() -> None:
+    source = ResourceConditionSource(memory_threshold=100, process_memory_threshold=2**62)
+    assert source.check() is None

@@ -365,3 +365,19 @@ async def test_with_timeout_refusing_its_timeout_leaves_another_awaitable_untouc
     with pytest.raises(ValueError, match=r"^timeout must be"):
         await with_timeout(0, answer)
     assert await with_timeout(1, answer) == 42
+
+
+async def test_the_operation_is_injected_into_a_keyword_only_parameter() -> None:
+    @with_current_operation()
+    async def job(*, operation: Cancelable | None = None) -> Cancelable | None:
+        return operation
+
+    @cancelable(name="fetch")
+    async def fetch(url: str, *, cancelable: Cancelable | None = None) -> Cancelable | None:
+        return cancelable
+
+    async with Cancelable() as running:
+        assert await job() is running
+    made = await fetch("u")
+    assert made is not None
+    assert (made.context.name, made.is_completed) == ("fetch", True)

@@ -846,3 +846,39 @@ async def _never_receive() -> Any:
 
 async def _never_send(message: Any) -> None:
     raise AssertionError("not called")
+
+
+async def test_a_request_that_cannot_be_read_any_more_counts_as_a_disconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cleaned = anyio.Event()
+    tokens: list[CancelationToken] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        tokens.append(get_request_token(Request(scope)))
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cleaned.set()
+
+    reads: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        if not reads:
+            reads.append("body")
+            return {"type": "http.request", "body": b"", "more_body": False}
+        reads.append("failed")
+        raise OSError("connection reset by peer")
+
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    with caplog.at_level("WARNING", logger="hother.cancelable"), anyio.fail_after(WAIT):
+        await RequestCancelationMiddleware(app)(http_scope(), receive, send)
+    assert cleaned.is_set()
+    assert reads == ["body", "failed"]
+    assert sent == []  # nobody is listening
+    assert tokens[0].message == DISCONNECT_MESSAGE
+    assert "reading the request failed" in caplog.text

@@ -219,3 +219,46 @@ def test_bad_registry_input(registry: OperationRegistry) -> None:
         registry.cancel_operation_sync("id", reason="manual")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^history_limit must be >= 0"):
         registry.history_limit = -1
+
+
+async def test_unregistering_by_id_moves_an_ended_operation_to_the_history(
+    registry: OperationRegistry,
+) -> None:
+    done, other = Cancelable(name="done"), Cancelable(name="other")
+    await registry.register(done)  # by hand: nothing unregisters it as its block ends
+    await registry.register(other)
+    async with done:
+        pass
+    assert [r.name for r in await registry.list_operations()] == ["done", "other"]
+    await registry.unregister(done.operation_id)
+    assert [r.name for r in await registry.list_operations()] == ["other"]
+    [record] = await registry.get_history()
+    assert (record.name, record.status) == ("done", OperationStatus.COMPLETED)
+
+
+async def test_cleanup_completed_takes_seconds_too(registry: OperationRegistry) -> None:
+    async with Cancelable(register_globally=True):
+        pass
+    assert await registry.cleanup_completed(older_than=3600) == 0  # ended just now: kept
+    assert len(await registry.get_history()) == 1
+    await anyio.sleep(0.01)  # so that it ended strictly before "now"
+    assert await registry.cleanup_completed(older_than=0.0) == 1
+    assert await registry.get_history() == []
+
+
+async def test_a_stream_running_its_own_operation_is_listed_while_it_streams(
+    registry: OperationRegistry,
+) -> None:
+    async def rows() -> Any:
+        for row in range(3):
+            await anyio.lowlevel.checkpoint()
+            yield row
+
+    operation = Cancelable(name="export", register_globally=True)
+    listed = [
+        [r.name for r in registry.list_operations_sync()] async for _ in operation.stream(rows())
+    ]
+    assert listed == [["export"]] * 3
+    assert registry.list_operations_sync() == []
+    [record] = registry.get_history_sync()
+    assert (record.name, record.status) == ("export", OperationStatus.COMPLETED)

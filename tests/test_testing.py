@@ -673,3 +673,94 @@ def test_the_helpers_follow_a_fake_trio_clock() -> None:
     elapsed = anyio.run(long_timeouts, backend="trio", backend_options={"clock": clock})
     assert elapsed == (pytest.approx(10), pytest.approx(20))
     assert time.monotonic() - start < SLACK
+
+
+# -- edges of the helpers ------------------------------------------------------------------------
+
+
+async def test_recorder_lists_the_error_among_the_events_it_saw() -> None:
+    recorder = OperationRecorder()
+    with pytest.raises(KeyError):
+        async with recorder.attach(Cancelable(name="import")) as cancel:
+            raise KeyError("row 7")
+    with pytest.raises(
+        AssertionError, match=r"'import' .* was not completed; events: start, error \(KeyError"
+    ):
+        recorder.assert_completed(cancel)
+
+
+async def test_schedule_cancel_lets_an_enclosing_cancellation_met_at_its_exit_through() -> None:
+    token = MockCancelationToken()
+    ran_on: list[str] = []
+    with anyio.CancelScope() as outer:
+        async with token.schedule_cancel(5) as scheduled:
+            outer.cancel()  # the body ends with no checkpoint: the exit meets it
+        ran_on.append("the code after the block")
+    assert outer.cancelled_caught
+    assert ran_on == []
+    assert not scheduled.fired
+    assert not token.is_cancelled
+
+
+async def test_a_scenario_step_before_any_after_plays_as_the_block_starts() -> None:
+    seen: list[bool] = []
+    scenario = CancelationScenario().check(lambda cancel: seen.append(cancel.is_running)).cancel()
+    result = await scenario.run(Cancelable(), sleep_long)
+    assert seen == [True]
+    assert [step.action for step in result.steps] == [
+        "check <lambda>",
+        "cancel the operation (MANUAL)",
+    ]
+    assert all(0 <= step.at < SLACK for step in result.steps)
+    assert result.status is OperationStatus.CANCELLED
+    assert result.elapsed < SLACK
+
+
+async def test_a_block_past_max_time_whose_cleanup_fails_still_fails_the_assertion() -> None:
+    async def fails_when_cancelled() -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            raise ValueError("cleanup failed") from None
+
+    with pytest.raises(AssertionError, match=r"expected CancelationError between 0 and 0\.05 s"):
+        async with assert_cancelation_within(0, 0.05), anyio.create_task_group() as group:
+            group.start_soon(fails_when_cancelled)
+            await anyio.sleep(5)
+
+
+class Interrupt(BaseException):
+    """Stands for KeyboardInterrupt or SystemExit, which would stop the test run itself."""
+
+
+@pytest.mark.parametrize(
+    "steps_before",
+    [
+        pytest.param(lambda: CancelationScenario().after(0.01), id="while-the-block-runs"),
+        pytest.param(lambda: CancelationScenario().after(0.01).cancel(), id="after-a-cancel-step"),
+    ],
+)
+async def test_a_check_step_raising_an_interrupt_stops_the_run_with_that_interrupt(
+    steps_before: Any,
+) -> None:
+    def interrupt(cancel: Cancelable) -> None:
+        raise Interrupt("stop the run")
+
+    left: BaseException | None = None
+    try:
+        await steps_before().check(interrupt).run(Cancelable(), sleep_long)
+    except BaseException as exc:  # whatever leaves run(), kept to look at
+        left = exc
+    assert isinstance(left, Interrupt)
+
+
+async def test_an_enclosing_cancellation_cuts_short_a_step_that_is_waiting() -> None:
+    async def slow_check(cancel: Cancelable) -> None:
+        await anyio.sleep(5)
+
+    scenario = CancelationScenario().after(0.01).check(slow_check)
+    start = anyio.current_time()
+    with anyio.move_on_after(0.05) as outer:
+        await scenario.run(Cancelable(), sleep_long)
+    assert outer.cancelled_caught
+    assert anyio.current_time() - start < SLACK  # neither the body nor the step held it up

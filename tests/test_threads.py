@@ -261,3 +261,18 @@ async def test_a_bridge_bound_to_a_finished_loop_falls_back_to_the_latest(
         await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
         with anyio.fail_after(2):
             await done.wait()
+
+
+def test_a_bridge_with_no_loop_left_runs_nothing_and_says_so(
+    backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def one_operation() -> None:
+        async with Cancelable():
+            pass
+
+    anyio.run(one_operation, backend=backend_name)  # the latest loop, finished now
+    ran: list[int] = []
+    with caplog.at_level("WARNING", logger="hother.cancelable"):
+        assert AnyioBridge().call_soon_threadsafe(ran.append, 1) is False
+    assert ran == []
+    assert "no running event loop to run" in caplog.text

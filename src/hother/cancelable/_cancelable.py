@@ -502,11 +502,9 @@ class Cancelable:
         That includes its own deadline passing and an enclosing `Cancelable` being cancelled,
         so `while not cancel.is_cancelled:` loops stop.
         """
-        if self._requests:
+        if self._requests:  # every cancelled operation has one
             return True
         status = self._context.status
-        if status is OperationStatus.CANCELLED:
-            return True
         if status is not OperationStatus.RUNNING:
             return False
         if self._deadline_passed():  # read on the loop's own clock, on its thread
@@ -792,6 +790,8 @@ class Cancelable:
             # carrying this operation's record if it had none.
             if exc.context is None:
                 exc.context = self._context
+            if not self._requests:  # raised by hand, carrying this record: it is the request
+                self._record(exc.reason, exc.message, None)
             return OperationStatus.CANCELLED
         if isinstance(exc, anyio.get_cancelled_exc_class()):
             if not self._requests:

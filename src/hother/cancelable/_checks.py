@@ -40,8 +40,7 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def check_metadata(value: object) -> dict[str, Any]:
-    if value is None:
-        return {}
+    """A copy of a mapping given as metadata (None is the caller's business)."""
     if not isinstance(value, Mapping):
         raise TypeError(f"metadata must be a mapping or None, got {value!r}")
     return dict(value)  # pyright: ignore[reportUnknownArgumentType]

@@ -198,6 +198,11 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
             await operation._start_detached()  # pyright: ignore[reportPrivateUsage]
         elif status is not OperationStatus.RUNNING:
             raise RuntimeError(f"{operation!r} has ended; its streams cannot start")
+        else:  # run by another stream, step by step: this one would cut that one short
+            raise RuntimeError(
+                f"{operation!r} is run by another stream; give each stream an operation of "
+                "its own, or iterate the streams inside its `async with` block"
+            )
         self._bind()
 
     def _bind(self) -> None:

@@ -718,10 +718,8 @@ class CancelableWebSocket:
         operation = self._cancelable
         try:
             suppress = await operation.__aexit__(exc_type, exc, tb)
-        except CancelationError:
-            if operation.context.status is not OperationStatus.CANCELLED:
-                raise
-            suppress = True
+        except CancelationError:  # raised only for the operation's own cancellation
+            pass
         else:
             own = operation.context.status is OperationStatus.CANCELLED and (
                 suppress or isinstance(exc, CancelationError)  # check_cancelation() raised it

@@ -1,0 +1,101 @@
+"""When a stream starts and ends (SPEC section 5): iterated too late, closed before it began,
+and over sources that have no `aclose()`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from hother.cancelable import (
+    Cancelable,
+    CancelableAsyncIterator,
+    OperationStatus,
+    cancelable_stream,
+)
+
+
+class Rows:
+    """An async iterator that is not a generator: `aclose()` only when asked for."""
+
+    def __init__(self, count: int = 3) -> None:
+        self.count = count
+        self.given = 0
+
+    def __aiter__(self) -> Rows:
+        return self
+
+    async def __anext__(self) -> int:
+        await anyio.lowlevel.checkpoint()
+        if self.given == self.count:
+            raise StopAsyncIteration
+        self.given += 1
+        return self.given
+
+
+class ClosableRows(Rows):
+    def __init__(self, count: int = 3) -> None:
+        super().__init__(count)
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_stream_first_iterated_after_its_block_ended_is_refused() -> None:
+    rows = Rows()
+    async with Cancelable() as cancel:
+        items = aiter(cancel.stream(rows))  # made in the block, not iterated there
+    with pytest.raises(RuntimeError, match=r"has ended; its streams cannot start$"):
+        await anext(items)
+    assert rows.given == 0
+
+
+async def test_a_stream_closed_before_its_first_item_gives_none_and_closes_its_source() -> None:
+    rows = ClosableRows()
+    items = cancelable_stream(rows, timeout=60)
+    await items.aclose()
+    assert rows.closed
+    with pytest.raises(StopAsyncIteration):
+        await anext(items)
+    assert rows.given == 0
+
+
+async def test_a_source_without_aclose_is_left_early_inside_a_block() -> None:
+    async with Cancelable() as cancel:
+        async for row in cancel.stream(Rows()):
+            if row == 2:
+                break
+    assert cancel.context.partial_result == {"count": 2, "buffer": [1, 2], "completed": False}
+    assert cancel.context.status is OperationStatus.COMPLETED
+
+
+async def test_a_source_without_aclose_is_left_early_by_a_stream_of_its_own() -> None:
+    operation = Cancelable(name="rows")
+    items = operation.stream(Rows(), buffer_partial=False)
+    assert await anext(items) == 1
+    await items.aclose()
+    assert operation.context.partial_result == {"count": 1, "buffer": None, "completed": False}
+    assert operation.context.status is OperationStatus.COMPLETED
+
+
+async def test_a_second_stream_cannot_run_an_operation_another_stream_runs() -> None:
+    # One operation nobody entered, run step by step by its stream: a second stream would cut
+    # the first one short and replace its partial result, so it is refused at its first item.
+    async def numbers() -> AsyncIterator[int]:
+        for number in range(3):
+            yield number
+
+    operation = Cancelable()
+    first = CancelableAsyncIterator(numbers(), operation)
+    second = CancelableAsyncIterator(numbers(), operation)
+    async with first:
+        assert await anext(first) == 0
+        with pytest.raises(RuntimeError, match="run by another stream"):
+            await anext(second)
+        assert [number async for number in first] == [1, 2]
+    await second.aclose()
+    assert operation.context.status is OperationStatus.COMPLETED
+    assert operation.context.partial_result == {"count": 3, "buffer": None, "completed": True}
