@@ -42,9 +42,9 @@ def group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
-# Percent of the library's branches the suite must take: a ratchet at what the suite reaches
-# now (93.3%); issue [7/8] asks for 95.
-BRANCH_COVERAGE = 93
+# Percent of the library's branches the suite must take (issue [7/8] asks for 95; the suite
+# takes about 98, and a little less on one Python than another).
+BRANCH_COVERAGE = 95
 
 
 @nox.session(python=PYTHONS)
