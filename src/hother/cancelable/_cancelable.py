@@ -138,7 +138,7 @@ class _OperationToken(CancelationToken):
 class _Request:
     """One cancellation request: the first one made is what the block reports."""
 
-    __slots__ = ("details", "message", "reason")
+    __slots__ = ("at", "details", "message", "reason")
 
     def __init__(
         self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
@@ -146,6 +146,7 @@ class _Request:
         self.reason = reason
         self.message = message
         self.details = details
+        self.at = time.monotonic()
 
 
 class _ParentLink:
@@ -507,10 +508,7 @@ class Cancelable:
         status = self._context.status
         if status is not OperationStatus.RUNNING:
             return False
-        if self._deadline_passed():  # read on the loop's own clock, on its thread
-            return True
-        self._expire_if_due()  # from another thread: on time.monotonic()
-        if self._requests:
+        if self._deadline_passed():
             return True
         return self._enclosing is not None and self._enclosing.is_cancelled
 
@@ -613,14 +611,26 @@ class Cancelable:
             scope.cancel()
 
     def _deadline_passed(self) -> bool:
-        # Meaningful on the block's own loop thread only, where the loop's clock can be read.
         waker = self._waker
-        return (
-            waker is not None
-            and self._deadline != _INF
-            and get_ident() == waker.thread_id
-            and anyio.current_time() >= self._deadline
-        )
+        if waker is None or self._deadline == _INF:
+            return False
+        if get_ident() == waker.thread_id:
+            return anyio.current_time() >= self._deadline  # the loop's own clock
+        return time.monotonic() >= self._deadline_mono  # another thread: the same instant
+
+    def _cancelled_since(self) -> float:
+        """When its cancellation began or will begin, on time.monotonic()."""
+        requests = self._requests
+        return min(requests[0].at if requests else _INF, self._deadline_mono)
+
+    def _enclosing_cancelled_before_deadline(self) -> bool:
+        # Only enclosing operations can tell; a plain anyio scope does not say when.
+        enclosing = self._enclosing
+        while enclosing is not None:
+            if enclosing._cancelled_since() < self._deadline_mono:
+                return True
+            enclosing = enclosing._enclosing
+        return False
 
     def _timeout_message(self) -> str:
         return f"operation timed out after {self._timeout:g} s"
@@ -719,6 +729,7 @@ class Cancelable:
         self._disarm_links()
         task_group = self._task_group
         adopted: BaseException | None = None  # raised by the sources' group, in place of exc
+        body_finished = exc is None
         if task_group is not None:
             self._task_group = None
             task_group.cancel_scope.cancel()
@@ -749,7 +760,11 @@ class Cancelable:
 
         suppress = False
         raising: CancelationError | None = None
-        if caught:
+        if caught and body_finished:
+            # The body finished before any checkpoint saw the cancellation; only the sources'
+            # teardown did, and the scope swallowed that: completed, as without sources.
+            status = OperationStatus.COMPLETED
+        elif caught:
             if not self._requests:  # nothing asked for it: the deadline did
                 self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
             if _PARENT_KEY in (self._requests[0].details or ()):
@@ -765,13 +780,21 @@ class Cancelable:
                 raising = self._error()
             else:
                 suppress = True
+        elif body_finished and adopted is not None and _is_cancellation(adopted):
+            # An enclosing cancellation reached the sources' teardown, after the body finished:
+            # it goes on (the exit waited there), and the operation's work was completed.
+            status = OperationStatus.COMPLETED
         else:
             status = self._status_for(exc)
             own_error = status is OperationStatus.CANCELLED and isinstance(exc, CancelationError)
             suppress = own_error and not self._raise_on_cancel
 
-        if status is OperationStatus.COMPLETED and not self._requests and self._deadline_passed():
-            # Finished without a checkpoint after its deadline: completed, yet it was due.
+        if (
+            status is not OperationStatus.CANCELLED
+            and not self._requests
+            and self._deadline_passed()
+        ):
+            # Finished (or failed) without a checkpoint after its deadline: yet it was due.
             self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
         await self._finish(status, exc)
         if raising is not None:
@@ -795,7 +818,11 @@ class Cancelable:
             return OperationStatus.CANCELLED
         if isinstance(exc, anyio.get_cancelled_exc_class()):
             if not self._requests:
-                self._record(CancelationReason.PARENT, "cancelled by an enclosing scope", None)
+                if self._deadline_passed() and not self._enclosing_cancelled_before_deadline():
+                    # Its own deadline came first; the enclosing cancellation goes on.
+                    self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+                else:
+                    self._record(CancelationReason.PARENT, "cancelled by an enclosing scope", None)
             return OperationStatus.CANCELLED
         self._context.error = str(exc)
         return OperationStatus.FAILED
