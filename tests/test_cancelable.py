@@ -936,3 +936,40 @@ async def test_a_token_check_in_the_block_reports_the_operations_context() -> No
             token.check()
     assert info.value.context is cancel.context
     assert cancel.context.status is OperationStatus.CANCELLED
+
+
+async def test_a_child_outside_its_parent_stops_at_the_parent_deadline() -> None:
+    # The parent is shielded past its deadline, so its block (and the token its children
+    # listen to) ends late; a child entered while it runs keeps its deadline all the same.
+    job = Cancelable.with_timeout(0.05, name="job")
+    job_started, child_done = anyio.Event(), anyio.Event()
+    stopped: list[float] = []
+
+    async def run_job() -> None:
+        with pytest.raises(TimeoutCancelation):
+            async with job:
+                job_started.set()
+                with job.shield():
+                    await child_done.wait()
+                await anyio.sleep(PROMPT)
+
+    async def run_child() -> None:
+        await job_started.wait()
+        start = time.monotonic()
+        try:
+            with pytest.raises(ParentCancelation) as info:
+                async with Cancelable(name="child", parent=job) as child:
+                    await anyio.sleep(PROMPT)
+            stopped.append(time.monotonic() - start)
+            assert info.value.parent_id == job.operation_id
+            assert child.context.cancel_reason is CancelationReason.PARENT
+        finally:
+            child_done.set()
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_job)
+            tg.start_soon(run_child)
+    [elapsed] = stopped
+    assert elapsed < PROMPT / 2  # the parent's deadline, not the child's sleep
+    assert job.context.cancel_reason is CancelationReason.TIMEOUT

@@ -655,8 +655,9 @@ class Cancelable:
         else:
             deadline = anyio.current_time() + self._timeout
             self._deadline_mono = time.monotonic() + self._timeout
-        scope = anyio.CancelScope(deadline=deadline)
-        self._deadline, self._scope, self._enclosing = deadline, scope, _current.get()
+        enclosing = _current.get()
+        scope = anyio.CancelScope(deadline=min(deadline, self._parent_deadline(enclosing)))
+        self._deadline, self._scope, self._enclosing = deadline, scope, enclosing
         self._waker = waker
         remember_loop(waker)
         scope.__enter__()
@@ -678,6 +679,21 @@ class Cancelable:
         if self._callbacks is not None:
             await self._run_callbacks("start", context)
         return self
+
+    def _parent_deadline(self, enclosing: Cancelable | None) -> float:
+        """The parent's deadline on this loop's clock, when this block runs outside its block.
+
+        Inside it, the parent's own scope cancels this block in time; outside, its token learns
+        of the deadline only when its block ends, so this block keeps the deadline itself.
+        """
+        parent = self._parent
+        if parent is None or parent._deadline_mono == _INF or not parent.is_running:
+            return _INF
+        while enclosing is not None:
+            if enclosing is parent:
+                return _INF
+            enclosing = enclosing._enclosing
+        return anyio.current_time() + (parent._deadline_mono - time.monotonic())
 
     def _source_fired(
         self, source: CancelationSource, message: str | None, details: dict[str, Any]
@@ -765,8 +781,12 @@ class Cancelable:
             # teardown did, and the scope swallowed that: completed, as without sources.
             status = OperationStatus.COMPLETED
         elif caught:
-            if not self._requests:  # nothing asked for it: the deadline did
-                self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            if not self._requests:  # nothing asked for it: a deadline did, its own or its parent's
+                if self._deadline_passed() or self._parent_link is None:
+                    self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+                else:
+                    link = self._parent_link
+                    self._record(CancelationReason.PARENT, link.message, link.details)
             if _PARENT_KEY in (self._requests[0].details or ()):
                 try:
                     await anyio.lowlevel.checkpoint_if_cancelled()
