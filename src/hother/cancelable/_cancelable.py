@@ -813,6 +813,7 @@ class Cancelable:
             status is not OperationStatus.CANCELLED
             and not self._requests
             and self._deadline_passed()
+            and not self._enclosing_cancelled_before_deadline()
         ):
             # Finished (or failed) without a checkpoint after its deadline: yet it was due.
             self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
