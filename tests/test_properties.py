@@ -1528,15 +1528,7 @@ async def test_an_enclosing_cancellation_before_the_deadline_keeps_the_parent_re
     "first",
     [
         pytest.param("parent", id="parent entered first"),
-        pytest.param(
-            "child",
-            id="child entered first",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="library bug: a child entered before its linked parent's block never "
-                "learns the parent's deadline, and runs on while the parent is held past it",
-            ),
-        ),
+        pytest.param("child", id="child entered first"),
     ],
 )
 async def test_a_linked_child_is_cancelled_once_its_parent_deadline_passes(first: str) -> None:

@@ -670,6 +670,8 @@ class Cancelable:
         if self._requests:
             scope.cancel()
         self._arm_links()
+        if deadline != _INF and self._token is not None:
+            self._lend_deadline()
         if self._sources:
             task_group = anyio.create_task_group()
             await task_group.__aenter__()
@@ -694,6 +696,22 @@ class Cancelable:
                 return _INF
             enclosing = enclosing._enclosing
         return anyio.current_time() + (parent._deadline_mono - time.monotonic())
+
+    def _lend_deadline(self) -> None:
+        """Children that linked to this operation before its block began keep its deadline too.
+
+        They run outside this block (they were entered first), on this loop or another one.
+        """
+        assert self._token is not None
+        for listener in list(self._token._registrations.values()):  # pyright: ignore[reportPrivateUsage]
+            if isinstance(listener, _ParentLink) and listener.operation._parent is self:
+                listener.operation._keep_deadline(self._deadline, self._waker)
+
+    def _keep_deadline(self, deadline: float, waker: LoopWaker | None) -> None:
+        # On the same loop only: its clock, and a scope is only touched from its own thread.
+        scope = self._scope
+        if scope is not None and waker is self._waker and deadline < scope.deadline:
+            scope.deadline = deadline
 
     def _source_fired(
         self, source: CancelationSource, message: str | None, details: dict[str, Any]
