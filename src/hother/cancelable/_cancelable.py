@@ -508,7 +508,7 @@ class Cancelable:
         status = self._context.status
         if status is not OperationStatus.RUNNING:
             return False
-        if self._deadline_passed():
+        if self._deadline_passed() or self._parent_due():
             return True
         return self._enclosing is not None and self._enclosing.is_cancelled
 
@@ -578,6 +578,16 @@ class Cancelable:
                 None,
                 False,
             )
+        elif reason is not CancelationReason.PARENT and self._parent_due():
+            # The parent's deadline has passed: its cancellation came first.
+            link = self._parent_link
+            assert link is not None
+            reason, message, details, won = (
+                CancelationReason.PARENT,
+                link.message,
+                link.details,
+                False,
+            )
         if not self._record(reason, message, details):
             return False
         waker = self._waker  # read after the append: __aenter__ sets it, then looks at requests
@@ -617,6 +627,16 @@ class Cancelable:
         if get_ident() == waker.thread_id:
             return anyio.current_time() >= self._deadline  # the loop's own clock
         return time.monotonic() >= self._deadline_mono  # another thread: the same instant
+
+    def _parent_due(self) -> bool:
+        """The linked parent's deadline has passed (its token hears of it only as it ends)."""
+        parent = self._parent
+        return (
+            self._parent_link is not None
+            and parent is not None
+            and parent._context.status is OperationStatus.RUNNING
+            and parent._deadline_passed()
+        )
 
     def _cancelled_since(self) -> float:
         """When its cancellation began or will begin, on time.monotonic()."""
@@ -835,6 +855,10 @@ class Cancelable:
         ):
             # Finished (or failed) without a checkpoint after its deadline: yet it was due.
             self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+        elif status is not OperationStatus.CANCELLED and not self._requests and self._parent_due():
+            link = self._parent_link  # the parent's deadline passed first: record its request
+            assert link is not None
+            self._record(CancelationReason.PARENT, link.message, link.details)
         await self._finish(status, exc)
         if raising is not None:
             _raise_unchained(raising)
