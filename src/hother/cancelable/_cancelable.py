@@ -855,7 +855,12 @@ class Cancelable:
         ):
             # Finished (or failed) without a checkpoint after its deadline: yet it was due.
             self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-        elif status is not OperationStatus.CANCELLED and not self._requests and self._parent_due():
+        elif (
+            self._parent_link is not None
+            and status is not OperationStatus.CANCELLED
+            and not self._requests
+            and self._parent_due()
+        ):
             link = self._parent_link  # the parent's deadline passed first: record its request
             assert link is not None
             self._record(CancelationReason.PARENT, link.message, link.details)
