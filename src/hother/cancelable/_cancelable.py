@@ -508,7 +508,7 @@ class Cancelable:
         status = self._context.status
         if status is not OperationStatus.RUNNING:
             return False
-        if self._deadline_passed() or self._parent_due():
+        if self._deadline_passed() or self._due_parent_link() is not None:
             return True
         return self._enclosing is not None and self._enclosing.is_cancelled
 
@@ -578,10 +578,8 @@ class Cancelable:
                 None,
                 False,
             )
-        elif reason is not CancelationReason.PARENT and self._parent_due():
+        elif reason is not CancelationReason.PARENT and (link := self._due_parent_link()):
             # The parent's deadline has passed: its cancellation came first.
-            link = self._parent_link
-            assert link is not None
             reason, message, details, won = (
                 CancelationReason.PARENT,
                 link.message,
@@ -628,15 +626,27 @@ class Cancelable:
             return anyio.current_time() >= self._deadline  # the loop's own clock
         return time.monotonic() >= self._deadline_mono  # another thread: the same instant
 
-    def _parent_due(self) -> bool:
-        """The linked parent's deadline has passed (its token hears of it only as it ends)."""
-        parent = self._parent
-        return (
-            self._parent_link is not None
+    def _due_parent_link(self) -> _ParentLink | None:
+        """The link to the parent, once the parent's deadline has passed; else None.
+
+        The parent's token hears of its deadline only as its block ends.
+        """
+        link, parent = self._parent_link, self._parent
+        if (
+            link is not None
             and parent is not None
             and parent._context.status is OperationStatus.RUNNING
             and parent._deadline_passed()
-        )
+        ):
+            return link
+        return None
+
+    def _record_passed_deadline(self) -> None:
+        """The block ended without a checkpoint after a deadline: record that it was due."""
+        if self._deadline_passed() and not self._enclosing_cancelled_before_deadline():
+            self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
+        elif (link := self._due_parent_link()) is not None:
+            self._record(CancelationReason.PARENT, link.message, link.details)
 
     def _cancelled_since(self) -> float:
         """When its cancellation began or will begin, on time.monotonic()."""
@@ -850,20 +860,9 @@ class Cancelable:
         if (
             status is not OperationStatus.CANCELLED
             and not self._requests
-            and self._deadline_passed()
-            and not self._enclosing_cancelled_before_deadline()
+            and (self._deadline != _INF or self._parent_link is not None)
         ):
-            # Finished (or failed) without a checkpoint after its deadline: yet it was due.
-            self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-        elif (
-            self._parent_link is not None
-            and status is not OperationStatus.CANCELLED
-            and not self._requests
-            and self._parent_due()
-        ):
-            link = self._parent_link  # the parent's deadline passed first: record its request
-            assert link is not None
-            self._record(CancelationReason.PARENT, link.message, link.details)
+            self._record_passed_deadline()  # finished (or failed), yet a deadline was due
         await self._finish(status, exc)
         if raising is not None:
             _raise_unchained(raising)
