@@ -470,6 +470,49 @@ async def test_combine_is_cancelled_by_any_member_with_its_reason() -> None:
     assert second.callback_count == 0
 
 
+@pytest.mark.parametrize("cancelled", ["before the block", "inside the block"])
+async def test_a_token_two_members_share_cancels_the_combination_once(cancelled: str) -> None:
+    token = CancelationToken()
+    combined = Cancelable.with_token(token).combine(Cancelable.with_token(token))
+    if cancelled == "before the block":
+        await token.cancel(message="stop")
+    with pytest.raises(ManualCancelation, match="stop"):
+        async with combined:
+            assert token.callback_count == (0 if token.is_cancelled else 1)
+            await token.cancel(message="stop")
+            await anyio.sleep(10)
+    assert combined.context.cancel_message == "stop"
+    assert await combined.cancel() is False
+    assert token.callback_count == 0
+
+
+async def test_operations_cancelled_by_one_token_each_keep_their_own_record() -> None:
+    token = CancelationToken()
+    ended: list[Cancelable] = []
+    both_in = anyio.Event()
+
+    async def operation(name: str) -> None:
+        async with Cancelable.with_token(token, name=name, raise_on_cancel=False) as cancel:
+            ended.append(cancel)
+            if len(ended) == 2:
+                both_in.set()
+            await anyio.sleep(10)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(operation, "first")
+        tg.start_soon(operation, "second")
+        await both_in.wait()
+        await token.cancel(CancelationReason.SIGNAL, "shared")
+    reports = [
+        (op.context.name, op.context.cancel_reason, op.context.cancel_message) for op in ended
+    ]
+    assert sorted(reports, key=str) == [
+        ("first", CancelationReason.SIGNAL, "shared"),
+        ("second", CancelationReason.SIGNAL, "shared"),
+    ]
+    assert ended[0].context is not ended[1].context
+
+
 async def test_combine_is_cancelled_when_an_original_is_cancelled() -> None:
     original = Cancelable.with_timeout(5)
     combined = original.combine(Cancelable())

@@ -54,7 +54,7 @@ from ._context import CancelationReason, OperationContext, OperationStatus
 from ._exceptions import CancelationError, error_for
 from ._registry import OperationRegistry
 from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
-from ._threads import remember_loop, run_in_thread
+from ._threads import run_in_thread
 from ._token import CancelationToken
 from ._wakeup import LoopWaker, current_waker
 from .sources._base import CancelationSource, attach_all, detach_all
@@ -261,8 +261,9 @@ class Cancelable:
         register_globally: bool = False,
         raise_on_cancel: bool = True,
     ) -> None:
-        check_optional_str("operation_id", operation_id)
-        check_optional_str("name", name)
+        if operation_id is not None or name is not None:  # most operations have neither
+            check_optional_str("operation_id", operation_id)
+            check_optional_str("name", name)
         if parent is not None and not isinstance(parent, Cancelable):
             raise TypeError(f"parent must be a Cancelable or None, got {parent!r}")
         self._context = OperationContext(
@@ -271,14 +272,17 @@ class Cancelable:
             metadata=None if metadata is None else check_metadata(metadata),
             parent_id=None if parent is None else parent.operation_id,
         )
-        self._register_globally = check_bool("register_globally", register_globally)
-        self._raise_on_cancel = check_bool("raise_on_cancel", raise_on_cancel)
+        if register_globally is not False or raise_on_cancel is not True:  # not the defaults
+            check_bool("register_globally", register_globally)
+            check_bool("raise_on_cancel", raise_on_cancel)
+        self._register_globally = register_globally
+        self._raise_on_cancel = raise_on_cancel
         self._parent = parent
         self._timeout: float | None = None
         # Tokens that cancel this operation with their own reason and message; it listens to
-        # them itself, keyed by itself (no object per link). A tuple, grown by copying: most
-        # operations have none, and () allocates nothing.
-        self._tokens: tuple[CancelationToken, ...] = ()
+        # them itself, keyed by itself (no object per link). Most operations have none, or
+        # one, kept bare: no tuple per operation for the collector to walk. See `_listened`.
+        self._tokens: CancelationToken | tuple[CancelationToken, ...] = ()
         self._parent_link: _ParentLink | None = None  # made as the block starts
         self._sources: tuple[CancelationSource, ...] = ()
         self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
@@ -336,7 +340,7 @@ class Cancelable:
         if not isinstance(token, CancelationToken):
             raise TypeError(f"token must be a CancelationToken, got {token!r}")
         cancelable = cls(operation_id=operation_id, name=name, **kwargs)
-        cancelable._tokens = (token,)
+        cancelable._tokens = token
         return cancelable
 
     @classmethod
@@ -417,9 +421,10 @@ class Cancelable:
         )
         timeouts = [m._timeout for m in members if m._timeout is not None]
         combined._timeout = min(timeouts) if timeouts else None
-        for member in members:
-            combined._tokens = (*combined._tokens, *member._tokens, member.token)
-            combined._sources = (*combined._sources, *member._sources)
+        # Each token listened to once: a token two members share requests once.
+        tokens = [t for member in members for t in (*member._listened(), member.token)]
+        combined._tokens = tuple(dict.fromkeys(tokens))
+        combined._sources = tuple(source for member in members for source in member._sources)
         return combined
 
     # -- callbacks -----------------------------------------------------------------------------
@@ -567,26 +572,22 @@ class Cancelable:
         so on the block's own loop thread the scope is cancelled right here; otherwise the
         cancellation is queued to that loop.
         """
+        return self._ask(_Request(reason, message, details), direct)
+
+    def _ask(self, request: _Request, direct: bool) -> bool:
+        """`_request` with the record made: tokens share one among their operations."""
         if self._context.is_terminal:
             return False
         won = True
         if self._deadline_passed():
             # The deadline has passed, so it came first, even if its timer has not fired yet.
-            reason, message, details, won = (
-                CancelationReason.TIMEOUT,
-                self._timeout_message(),
-                None,
-                False,
-            )
-        elif reason is not CancelationReason.PARENT and (link := self._due_parent_link()):
+            request = _Request(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            won = False
+        elif request.reason is not CancelationReason.PARENT and (link := self._due_parent_link()):
             # The parent's deadline has passed: its cancellation came first.
-            reason, message, details, won = (
-                CancelationReason.PARENT,
-                link.message,
-                link.details,
-                False,
-            )
-        if not self._record(reason, message, details):
+            request = _Request(CancelationReason.PARENT, link.message, link.details)
+            won = False
+        if not self._append(request):
             return False
         waker = self._waker  # read after the append: __aenter__ sets it, then looks at requests
         if waker is not None:
@@ -601,7 +602,9 @@ class Cancelable:
         self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
     ) -> bool:
         """Append a request; True if it is the first."""
-        request = _Request(reason, message, details)
+        return self._append(_Request(reason, message, details))
+
+    def _append(self, request: _Request) -> bool:
         requests = self._requests
         requests.append(request)
         return requests[0] is request
@@ -675,21 +678,28 @@ class Cancelable:
             )
 
     async def __aenter__(self) -> Self:
-        self._require_pending("async with")
+        if self._context.status is not OperationStatus.PENDING:
+            self._require_pending("async with")
         waker = current_waker()
         if self._sources:
             # May refuse the block (a signal source off the main thread): nothing is set up yet.
             attach_all(self._sources, self._source_fired)
-        if self._timeout is None:
-            deadline = _INF
-        else:
-            deadline = anyio.current_time() + self._timeout
-            self._deadline_mono = time.monotonic() + self._timeout
         enclosing = _current.get()
-        scope = anyio.CancelScope(deadline=min(deadline, self._parent_deadline(enclosing)))
+        if self._timeout is None:
+            deadline = scope_deadline = _INF
+        else:
+            deadline = scope_deadline = anyio.current_time() + self._timeout
+            self._deadline_mono = time.monotonic() + self._timeout
+        if self._parent is not None:
+            scope_deadline = min(scope_deadline, self._parent_deadline(enclosing))
+        # Without a deadline, no keyword: anyio passes keywords on through two more calls.
+        scope = (
+            anyio.CancelScope()
+            if scope_deadline == _INF
+            else anyio.CancelScope(deadline=scope_deadline)
+        )
         self._deadline, self._scope, self._enclosing = deadline, scope, enclosing
         self._waker = waker
-        remember_loop(waker)
         scope.__enter__()
         self._ctx_token = _current.set(self)
         context = self._context
@@ -751,17 +761,27 @@ class Cancelable:
 
     def _fire(self, token: CancelationToken, direct: bool) -> None:
         """One of `_tokens` was cancelled: request this operation's, with its reason."""
-        self._request(token.reason or CancelationReason.MANUAL, token.message, None, direct)
+        # One record for all the operations a token cancels: they were asked at one moment.
+        request = token._record  # pyright: ignore[reportPrivateUsage]
+        if not isinstance(request, _Request):
+            first = token._outcomes[0]  # pyright: ignore[reportPrivateUsage]
+            request = token._record = _Request(first.reason, first.message, None)  # pyright: ignore[reportPrivateUsage]
+        self._ask(request, direct)
+
+    def _listened(self) -> tuple[CancelationToken, ...]:
+        """The tokens this operation listens to."""
+        tokens = self._tokens
+        return (tokens,) if isinstance(tokens, CancelationToken) else tokens
 
     def _disarm_links(self) -> None:
-        for token in self._tokens:
+        for token in self._listened():
             token._remove(self)  # pyright: ignore[reportPrivateUsage]
         if self._parent_link is not None:
             _disarm(self._parent_link)
 
     def _arm_links(self) -> None:
-        for token in self._tokens:
-            if token.is_cancelled:
+        for token in self._listened():
+            if token._outcomes:  # pyright: ignore[reportPrivateUsage]  # cancelled already
                 self._fire(token, True)
             else:
                 token._listen(self, self)  # pyright: ignore[reportPrivateUsage]
@@ -853,7 +873,7 @@ class Cancelable:
             # it goes on (the exit waited there), and the operation's work was completed.
             status = OperationStatus.COMPLETED
         else:
-            status = self._status_for(exc)
+            status = OperationStatus.COMPLETED if exc is None else self._status_for(exc)
             own_error = status is OperationStatus.CANCELLED and isinstance(exc, CancelationError)
             suppress = own_error and not self._raise_on_cancel
 
@@ -863,7 +883,10 @@ class Cancelable:
             and (self._deadline != _INF or self._parent_link is not None)
         ):
             self._record_passed_deadline()  # finished (or failed), yet a deadline was due
-        await self._finish(status, exc)
+        if self._streams or self._callbacks is not None:
+            await self._finish(status, exc)
+        else:
+            self._end(status)
         if raising is not None:
             _raise_unchained(raising)
         if replaced is not None:
@@ -895,12 +918,25 @@ class Cancelable:
         return OperationStatus.FAILED
 
     async def _finish(self, status: OperationStatus, exc: BaseException | None) -> None:
-        """Record how the block ended and run the exit callbacks, shielded."""
+        """Close the streams, record how the block ended, and run the exit callbacks."""
         streams = self._streams
         if streams:
             self._streams = None
             for stream in streams:
                 await stream._block_ended()  # pyright: ignore[reportPrivateUsage]
+        self._end(status)
+        context = self._context
+        if self._callbacks is not None:
+            if status is OperationStatus.COMPLETED:
+                await self._run_callbacks("complete", context)
+            elif status is OperationStatus.CANCELLED:
+                await self._run_callbacks("cancel", context)
+            else:
+                assert exc is not None
+                await self._run_callbacks("error", context, exc)
+
+    def _end(self, status: OperationStatus) -> None:
+        """Record how the block ended: status, time, reason; tell the children; let go."""
         context = self._context
         context.status = status
         context._ended = time.time()  # pyright: ignore[reportPrivateUsage]
@@ -912,14 +948,6 @@ class Cancelable:
         self._waker = None
         if self._register_globally:
             OperationRegistry.get_instance()._unregister(self)  # pyright: ignore[reportPrivateUsage]
-        if self._callbacks is not None:
-            if status is OperationStatus.COMPLETED:
-                await self._run_callbacks("complete", context)
-            elif status is OperationStatus.CANCELLED:
-                await self._run_callbacks("cancel", context)
-            else:
-                assert exc is not None
-                await self._run_callbacks("error", context, exc)
 
     # -- run step by step, by a stream that owns the operation ---------------------------------
 

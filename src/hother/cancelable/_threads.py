@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import anyio
 
 from ._callbacks import logger
-from ._wakeup import LoopWaker, current_waker
+from ._wakeup import LoopWaker, current_waker, last_waker
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     import threading
@@ -94,7 +94,7 @@ class AnyioBridge:
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
-        for waker in (self._waker, _last_waker):  # the bound loop, else the latest one
+        for waker in (self._waker, last_waker()):  # the bound loop, else the latest one
             if waker is not None and waker.call_soon(_run_callback, waker, callback, args):
                 return True
         logger().warning("hother.cancelable: no running event loop to run %r on", callback)
@@ -109,15 +109,6 @@ def _run_callback(waker: LoopWaker, callback: Callable[..., Any], args: tuple[An
 
 async def _awaited(awaitable: Awaitable[Any]) -> None:
     await awaitable
-
-
-_last_waker: LoopWaker | None = None
-
-
-def remember_loop(waker: LoopWaker) -> None:
-    """Note the loop of the latest operation, for a bridge nobody bound."""
-    global _last_waker
-    _last_waker = waker
 
 
 def call_soon_threadsafe(callback: Callable[..., Any], *args: Any) -> bool:

@@ -165,12 +165,14 @@ class CancelationToken:
 
     # No lock anywhere: cancel_sync() may run in a signal handler that interrupted this very
     # token's code on the main thread. Every shared step is one atomic list or dict operation.
-    __slots__ = ("__weakref__", "_outcomes", "_registrations", "id")
+    __slots__ = ("__weakref__", "_outcomes", "_record", "_registrations", "id")
 
     def __init__(self) -> None:
         self.id: str = new_id()
         """A unique id, for logs."""
         self._outcomes: list[_Outcome] = []  # the first one appended wins
+        # The request record every operation this token cancels shares (made by the first).
+        self._record: object = None
         # Keyed by a handle, or by the listener itself for the library's own listeners.
         self._registrations: dict[object, _Listener] = {}
 

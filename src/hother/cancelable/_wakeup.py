@@ -18,7 +18,7 @@ from ._callbacks import logger
 if TYPE_CHECKING:  # imported lazily: importing asyncio costs more than importing anyio
     import asyncio
 
-__all__ = ["LoopWaker", "current_waker"]
+__all__ = ["LoopWaker", "current_waker", "last_waker"]
 
 
 class _TrioToken(Protocol):
@@ -84,6 +84,12 @@ _detached: set[asyncio.Task[None]] = set()
 
 # The waker of the loop each thread ran last: most operations reuse it instead of a new one.
 _latest: dict[int, LoopWaker] = {}
+_last: LoopWaker | None = None  # the one current_waker() returned last, in any thread
+
+
+def last_waker() -> LoopWaker | None:
+    """The waker `current_waker()` returned last, in any thread: the loop used latest."""
+    return _last
 
 
 def current_waker() -> LoopWaker:
@@ -92,12 +98,14 @@ def current_waker() -> LoopWaker:
     Raises:
         RuntimeError: no event loop runs in this thread.
     """
+    global _last
     # A running loop has imported its library already: look, do not import.
     latest = _latest.get(get_ident())
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():
         token = trio.lowlevel.current_trio_token()
         if latest is not None and latest._trio_token is token:  # pyright: ignore[reportPrivateUsage]
+            _last = latest
             return latest
         waker = LoopWaker(None, token)
     else:
@@ -106,7 +114,8 @@ def current_waker() -> LoopWaker:
             raise RuntimeError("no running event loop")
         loop = asyncio.get_running_loop()
         if latest is not None and latest._loop is loop:  # pyright: ignore[reportPrivateUsage]
+            _last = latest
             return latest
         waker = LoopWaker(loop, None)
-    _latest[waker.thread_id] = waker
+    _latest[waker.thread_id] = _last = waker
     return waker
