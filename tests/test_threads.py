@@ -263,6 +263,25 @@ async def test_a_bridge_bound_to_a_finished_loop_falls_back_to_the_latest(
             await done.wait()
 
 
+async def test_a_bridge_falls_back_to_the_loop_of_the_latest_token_callback_too(
+    backend_name: str,
+) -> None:
+    def operation_in_another_loop() -> None:
+        async def one_operation() -> None:
+            async with Cancelable():
+                pass
+
+        anyio.run(one_operation, backend=backend_name)
+
+    await anyio.to_thread.run_sync(operation_in_another_loop)  # that loop is gone now
+    registration = CancelationToken().register_callback(lambda token: None)  # on this loop
+    done = anyio.Event()
+    await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
+    with anyio.fail_after(2):
+        await done.wait()
+    registration.unregister()
+
+
 def test_a_bridge_with_no_loop_left_runs_nothing_and_says_so(
     backend_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:

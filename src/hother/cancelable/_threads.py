@@ -55,7 +55,8 @@ class AnyioBridge:
     In 0.11 the bridge had to be started (`await bridge.start()` in a task) before it
     worked. Here it works at once: it uses the loop it was last bound to, which is the loop
     of the latest `get_instance()` or `start()` call made inside a loop, or else the loop
-    that ran the latest operation block. New code needs none of this: `token.cancel_sync()`
+    this library ran on last (the latest operation block, token wait or callback
+    registration). New code needs none of this: `token.cancel_sync()`
     and `cancel.cancel_sync()` are safe from any thread.
     """
 
