@@ -55,7 +55,7 @@ from ._exceptions import CancelationError, error_for
 from ._registry import OperationRegistry
 from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
 from ._threads import run_in_thread
-from ._token import CancelationToken
+from ._token import CancelationToken, Request
 from ._wakeup import LoopWaker, current_waker
 from .sources._base import CancelationSource, attach_all, detach_all
 from .sources._condition import ConditionSource
@@ -133,20 +133,6 @@ class _OperationToken(CancelationToken):
         if operation is not None and operation._requests:  # pyright: ignore[reportPrivateUsage]
             raise operation._error()  # pyright: ignore[reportPrivateUsage]  # with its context
         super().check()
-
-
-class _Request:
-    """One cancellation request: the first one made is what the block reports."""
-
-    __slots__ = ("at", "details", "message", "reason")
-
-    def __init__(
-        self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
-    ) -> None:
-        self.reason = reason
-        self.message = message
-        self.details = details
-        self.at = time.monotonic()
 
 
 class _ParentLink:
@@ -289,7 +275,7 @@ class Cancelable:
         self._callbacks: dict[str, list[_Callback]] | None = None
         # Cancellation requests; the first one appended is what the block reports. Appending
         # is atomic, so any thread or a signal handler may request without a lock.
-        self._requests: list[_Request] = []
+        self._requests: list[Request] = []
         self._deadline = _INF  # on the loop's clock
         self._deadline_mono = _INF  # the same on time.monotonic(), for other threads
         self._token: CancelationToken | None = None
@@ -572,20 +558,20 @@ class Cancelable:
         so on the block's own loop thread the scope is cancelled right here; otherwise the
         cancellation is queued to that loop.
         """
-        return self._ask(_Request(reason, message, details), direct)
+        return self._ask(Request(reason, message, details), direct)
 
-    def _ask(self, request: _Request, direct: bool) -> bool:
+    def _ask(self, request: Request, direct: bool) -> bool:
         """`_request` with the record made: tokens share one among their operations."""
         if self._context.is_terminal:
             return False
         won = True
         if self._deadline_passed():
             # The deadline has passed, so it came first, even if its timer has not fired yet.
-            request = _Request(CancelationReason.TIMEOUT, self._timeout_message(), None)
+            request = Request(CancelationReason.TIMEOUT, self._timeout_message(), None)
             won = False
         elif request.reason is not CancelationReason.PARENT and (link := self._due_parent_link()):
             # The parent's deadline has passed: its cancellation came first.
-            request = _Request(CancelationReason.PARENT, link.message, link.details)
+            request = Request(CancelationReason.PARENT, link.message, link.details)
             won = False
         if not self._append(request):
             return False
@@ -607,9 +593,9 @@ class Cancelable:
         self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
     ) -> bool:
         """Append a request; True if it is the first."""
-        return self._append(_Request(reason, message, details))
+        return self._append(Request(reason, message, details))
 
-    def _append(self, request: _Request) -> bool:
+    def _append(self, request: Request) -> bool:
         requests = self._requests
         requests.append(request)
         return requests[0] is request
@@ -766,12 +752,8 @@ class Cancelable:
 
     def _fire(self, token: CancelationToken, direct: bool) -> None:
         """One of `_tokens` was cancelled: request this operation's, with its reason."""
-        # One record for all the operations a token cancels: they were asked at one moment.
-        request = token._record  # pyright: ignore[reportPrivateUsage]
-        if not isinstance(request, _Request):
-            first = token._outcomes[0]  # pyright: ignore[reportPrivateUsage]
-            request = token._record = _Request(first.reason, first.message, None)  # pyright: ignore[reportPrivateUsage]
-        self._ask(request, direct)
+        # The token's first request is this operation's too: no record per operation.
+        self._ask(token._outcomes[0], direct)  # pyright: ignore[reportPrivateUsage]
 
     def _listened(self) -> tuple[CancelationToken, ...]:
         """The tokens this operation listens to."""

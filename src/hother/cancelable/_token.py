@@ -137,15 +137,29 @@ def _waker_or_none() -> LoopWaker | None:
         return None
 
 
-class _Outcome:
-    """One cancellation request made to a token: the first one made is the token's."""
+class Request:
+    """One cancellation request; the first one made is what an operation or a token reports."""
 
-    __slots__ = ("at", "message", "reason")
+    __slots__ = ("at", "details", "message", "reason")
 
-    def __init__(self, reason: CancelationReason, message: str | None, at: float) -> None:
+    def __init__(
+        self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
+    ) -> None:
         self.reason = reason
         self.message = message
-        self.at = at  # time.time()
+        self.details = details
+        self.at = time.monotonic()
+
+
+class _Outcome(Request):
+    """A request made to a token. The first one is also the request of every operation the
+    token cancels: they were all asked at that moment, for that reason."""
+
+    __slots__ = ("wall",)
+
+    def __init__(self, reason: CancelationReason, message: str | None) -> None:
+        super().__init__(reason, message, None)
+        self.wall = time.time()
 
 
 class CancelationToken:
@@ -165,14 +179,12 @@ class CancelationToken:
 
     # No lock anywhere: cancel_sync() may run in a signal handler that interrupted this very
     # token's code on the main thread. Every shared step is one atomic list or dict operation.
-    __slots__ = ("__weakref__", "_outcomes", "_record", "_registrations", "id")
+    __slots__ = ("__weakref__", "_outcomes", "_registrations", "id")
 
     def __init__(self) -> None:
         self.id: str = new_id()
         """A unique id, for logs."""
         self._outcomes: list[_Outcome] = []  # the first one appended wins
-        # The request record every operation this token cancels shares (made by the first).
-        self._record: object = None
         # Keyed by a handle, or by the listener itself for the library's own listeners.
         self._registrations: dict[object, _Listener] = {}
 
@@ -196,7 +208,7 @@ class CancelationToken:
     @property
     def cancelled_at(self) -> datetime | None:
         """When the first request was made (UTC), or None."""
-        return utc(self._outcomes[0].at) if self._outcomes else None
+        return utc(self._outcomes[0].wall) if self._outcomes else None
 
     def __repr__(self) -> str:
         reason = self.reason
@@ -238,7 +250,7 @@ class CancelationToken:
 
         With `direct`, returns what the listeners left for the caller to await.
         """
-        outcome = _Outcome(reason, message, time.time())
+        outcome = _Outcome(reason, message)
         outcomes = self._outcomes
         outcomes.append(outcome)
         if outcomes[0] is not outcome:
