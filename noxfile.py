@@ -124,7 +124,8 @@ def bench(session: nox.Session) -> None:
 
     Prints the table of docs/performance.md and writes JSON to benchmarks/results/.
     `nox -s bench -- --quick` is a smoke run; `--json PATH`, `--check` (exit 1 when a budget
-    is missed) and `--backends asyncio,trio` go to benchmarks/bench.py too.
+    is missed), `--backends asyncio,trio` and `--baseline REF` (also measure the library at
+    that git ref, and compare) go to benchmarks/bench.py too.
     """
     # Installed, not editable: the measured code is byte-compiled, as users get it.
     session.install(".[trio,uvloop]")

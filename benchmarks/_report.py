@@ -1,4 +1,8 @@
-"""The budgets of the performance issue, checked against the medians, and the table of them."""
+"""The budgets of the performance issue, checked against the medians, and the table of them.
+
+With `bench.py --baseline REF`, also the comparison of two versions of the library: every
+series the budgets name, the baseline's figure beside the current one's.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,20 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BUDGETS", "Budget", "Row", "evaluate", "render"]
+__all__ = [
+    "BUDGETS",
+    "IMPORT_BACKEND",
+    "Budget",
+    "Change",
+    "Row",
+    "Samples",
+    "compare",
+    "evaluate",
+    "render",
+    "render_changes",
+]
 
+Samples = dict[str, dict[str, list[float]]]  # backend -> series name -> samples
 IMPORT_BACKEND = "none"  # the import is timed in plain subprocesses, without an event loop
 
 
@@ -254,15 +270,18 @@ class Row:
         }
 
 
-def evaluate(per_backend: dict[str, dict[str, list[float]]]) -> list[Row]:
+def _pick(budget: Budget, samples: list[float]) -> float:
+    return min(samples) if budget.statistic == "min" else statistics.median(samples)
+
+
+def evaluate(per_backend: Samples) -> list[Row]:
     """Every budget on every backend that has its series, in the order of BUDGETS."""
     rows: list[Row] = []
     for budget in BUDGETS:
         for backend, series in per_backend.items():
             if budget.ours not in series:
                 continue
-            pick = min if budget.statistic == "min" else statistics.median
-            ours, floor = pick(series[budget.ours]), pick(series[budget.floor])
+            ours, floor = _pick(budget, series[budget.ours]), _pick(budget, series[budget.floor])
             row = Row(budget, backend, ours, floor, None)
             within = None if budget.limit is None else row.comparison <= budget.limit
             if budget.ours == "fanout/left_bytes/Cancelable" and within is not None:
@@ -330,5 +349,78 @@ def render(rows: list[Row]) -> str:
             f"| {budget.measurement} | {budget.against} | {row.backend} "
             f"| {_amount(budget, row.ours)} | {_amount(budget, row.floor)} "
             f"| {shown} | {_limit(budget)} | {within} |"
+        )
+    return "\n".join(lines)
+
+
+# -- two versions of the library ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One series on one backend, measured with the baseline library and with the current one."""
+
+    series: str
+    budget: Budget  # the first budget that names the series: its unit and statistic
+    backend: str
+    baseline: float
+    current: float
+
+    @property
+    def ratio(self) -> float | None:
+        """current / baseline; None when the baseline is not above zero (memory left, say)."""
+        return self.current / self.baseline if self.baseline > 0 else None
+
+    def as_json(self) -> dict[str, Any]:
+        budget = self.budget
+        return {
+            "series": self.series,
+            "backend": self.backend,
+            "unit": budget.unit + ("/op" if budget.per_op else ""),
+            "statistic": budget.statistic,
+            "baseline": self.baseline,
+            "current": self.current,
+            "ratio": self.ratio,
+        }
+
+
+def _named_series() -> dict[str, Budget]:
+    """Every series a budget compares, ours and floor, in the order of BUDGETS."""
+    named: dict[str, Budget] = {}
+    for budget in BUDGETS:
+        named.setdefault(budget.ours, budget)
+        named.setdefault(budget.floor, budget)
+    return named
+
+
+def compare(baseline: Samples, current: Samples) -> list[Change]:
+    """Each series the budgets name, on each backend both runs have, baseline beside current.
+
+    The floors are in it too: they run no code of the library, so their ratios show how far
+    the machine alone moved the figures between the two runs.
+    """
+    changes: list[Change] = []
+    for name, budget in _named_series().items():
+        for backend, series in current.items():
+            if name in series and name in baseline.get(backend, {}):
+                before = _pick(budget, baseline[backend][name])
+                changes.append(Change(name, budget, backend, before, _pick(budget, series[name])))
+    return changes
+
+
+def render_changes(changes: list[Change]) -> str:
+    """The markdown table of `compare`: one line per series and backend."""
+    lines = [
+        "| series | backend | baseline | current | current / baseline |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for change in changes:
+        budget = change.budget
+        statistic = " (min)" if budget.statistic == "min" else ""
+        ratio = "—" if change.ratio is None else f"{change.ratio:.2f}x"
+        lines.append(
+            f"| `{change.series}`{statistic} | {change.backend} "
+            f"| {_amount(budget, change.baseline)} | {_amount(budget, change.current)} "
+            f"| {ratio} |"
         )
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 `bench.py --worker BACKEND` runs `measure_all` in its own process and prints the samples as
 JSON. Every sample is in seconds (times) or bytes (memory); `bench.py` takes the medians.
 Each timed pair alternates its two sides inside a round (the order flips every other round), so
-that a drift of the machine's speed falls on both sides alike.
+that a drift of the machine's speed falls on both sides alike. Only the public API is imported,
+so that `bench.py --baseline REF` can run the same measurements on an earlier version.
 """
 
 from __future__ import annotations

@@ -3,31 +3,44 @@
 Run it with `nox -s bench` (docs/performance.md says what is measured and why):
 
     python benchmarks/bench.py [--quick] [--json PATH] [--check] [--backends asyncio,trio]
+                               [--baseline REF]
 
 Each backend runs in a Python process of its own (`--worker BACKEND`); the import is timed in
 fresh subprocesses. The medians are printed as a markdown table against the budgets of the
 performance issue and written as JSON (to benchmarks/results/ unless `--json` is given). The
 exit status is 0 whatever was measured, unless `--check` is given and a budget is missed.
+
+`--baseline REF` also measures the library as of a git ref of this repository: its `src/` is
+extracted to a scratch folder, byte-compiled and put first on PYTHONPATH, so that it runs on the
+same anyio, trio and uvloop, and the same benchmark code, as the current library. Per backend,
+the workers run baseline, current, current, baseline; the import times of both alternate. A
+second table gives each series' baseline and current figures and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _report import evaluate, render
+from _report import IMPORT_BACKEND, Samples, compare, evaluate, render, render_changes
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent  # the repository, whose history --baseline reads
 RESULTS = HERE / "results"
 BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "asyncio": ("asyncio", {}),
@@ -41,7 +54,74 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# -- one backend, in this process --------------------------------------------------------------
+# -- the libraries measured --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """A version of hother.cancelable to measure, and how a subprocess gets to import it."""
+
+    name: str  # "current" or "baseline"
+    src: Path | None = None  # put first on PYTHONPATH; None: the one the environment imports
+    ref: str | None = None  # the git ref it was built from, as given
+    commit: str | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.src is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(self.src), env.get("PYTHONPATH")])
+            )
+        return env
+
+    def check(self, imported: str) -> None:
+        """Fail unless `imported`, the file a worker imported the library from, is this one's."""
+        if self.src is not None and not Path(imported).resolve().is_relative_to(self.src.resolve()):
+            raise SystemExit(f"the {self.name} worker imported {imported}, not from {self.src}")
+
+
+CURRENT = Library("current")
+
+
+def _git(*args: str) -> bytes:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=False)
+    if done.returncode:
+        message = done.stderr.decode(errors="replace").strip()
+        raise SystemExit(f"git {' '.join(args)} failed: {message}")
+    return done.stdout
+
+
+@contextmanager
+def to_measure(baseline: str | None) -> Iterator[list[Library]]:
+    """The libraries to measure: the current one, after the one at `baseline` if given."""
+    if baseline is None:
+        yield [CURRENT]
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as scratch:
+        yield [build_baseline(baseline, Path(scratch)), CURRENT]
+
+
+def build_baseline(ref: str, scratch: Path) -> Library:
+    """The library's `src/` at `ref`, extracted into `scratch` and byte-compiled.
+
+    Only the sources are taken, not an install: the baseline then imports this environment's
+    anyio, trio and uvloop. They are compiled ahead, as pip compiles an install, in the workers'
+    environment, so that the workers find the byte code where they look for it.
+    """
+    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}").decode().strip()
+    with tarfile.open(fileobj=io.BytesIO(_git("archive", "--format=tar", commit, "src"))) as tar:
+        tar.extractall(scratch, filter="data")
+    src = scratch / "src"
+    if not (src / "hother" / "cancelable" / "__init__.py").is_file():
+        raise SystemExit(f"{ref} ({commit}) has no src/hother/cancelable/__init__.py")
+    library = Library("baseline", src, ref, commit)
+    compile_all = [sys.executable, "-m", "compileall", "-q", str(src)]
+    subprocess.run(compile_all, env=library.env(), check=True)
+    _log(f"baseline: {ref} ({commit[:12]}), in {src}")
+    return library
+
+
+# -- one backend, in processes of its own ------------------------------------------------------
 
 
 def worker(backend: str, quick: bool) -> None:
@@ -57,10 +137,42 @@ def worker(backend: str, quick: bool) -> None:
     json.dump(result, sys.stdout)
 
 
-def _run_worker(backend: str, quick: bool) -> dict[str, Any]:
+def _run_worker(backend: str, quick: bool, library: Library) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", backend, *(["--quick"] if quick else [])]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(done.stdout)
+    env = library.env()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=env)
+    result = json.loads(done.stdout)
+    library.check(result["library"])
+    return result
+
+
+def _process_order(libraries: list[Library]) -> list[Library]:
+    """A B B A: on average both sides run as early, so a drift of the machine falls on both."""
+    return [*libraries, *libraries[::-1]] if len(libraries) > 1 else libraries
+
+
+def run_backends(
+    backends: list[str], quick: bool, libraries: list[Library]
+) -> tuple[dict[str, Samples], dict[str, str], dict[str, str]]:
+    """Every backend's samples of each library, its processes' samples pooled.
+
+    Returns the samples by library name, the event loop of each backend and the file each
+    library was imported from.
+    """
+    samples: dict[str, Samples] = {library.name: {} for library in libraries}
+    loops: dict[str, str] = {}
+    files: dict[str, str] = {}
+    for backend in backends:
+        for library in _process_order(libraries):
+            side = f", {library.name} library" if len(libraries) > 1 else ""
+            _log(f"{backend}{side}, in a process of its own:")
+            result = _run_worker(backend, quick, library)
+            pooled = samples[library.name].setdefault(backend, {})
+            for name, values in result["series"].items():
+                pooled.setdefault(name, []).extend(values)
+            loops[backend] = result["loop"]
+            files[library.name] = result["library"]
+    return samples, loops, files
 
 
 # -- import time, in fresh subprocesses --------------------------------------------------------
@@ -77,21 +189,32 @@ def _import_seconds(module: str, env: dict[str, str], cwd: str) -> float:
     return float(done.stdout)
 
 
-def import_times(rounds: int) -> dict[str, list[float]]:
-    """Seconds to import each module in a fresh interpreter, alternating, byte code cached."""
-    modules = ("anyio", "hother.cancelable")
-    series: dict[str, list[float]] = {f"import/{module}": [] for module in modules}
+IMPORTED = ("anyio", "hother.cancelable")
+
+
+def _import_env(library: Library, scratch: str) -> dict[str, str]:
+    env = library.env()
+    # Byte code must be written once and then used: this machine may forbid writing it,
+    # and an installed package's own __pycache__ may be read-only or absent.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache")
+    return env
+
+
+def import_times(rounds: int, libraries: list[Library]) -> dict[str, dict[str, list[float]]]:
+    """Seconds to import each module in a fresh interpreter, by library; alternating, cached."""
+    jobs = [(library.name, module) for library in libraries for module in IMPORTED]
+    series = {
+        library.name: {f"import/{module}": [] for module in IMPORTED} for library in libraries
+    }
     with tempfile.TemporaryDirectory(prefix="bench-import-") as scratch:
-        env = dict(os.environ)
-        # Byte code must be written once and then used: this machine may forbid writing it,
-        # and an installed package's own __pycache__ may be read-only or absent.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache")
-        for module in modules:  # compile and cache everything both imports touch
-            _import_seconds(module, env, scratch)
+        envs = {library.name: _import_env(library, scratch) for library in libraries}
+        for name, module in jobs:  # compile and cache everything the imports touch
+            _import_seconds(module, envs[name], scratch)
         for index in range(rounds):
-            for module in modules if index % 2 == 0 else modules[::-1]:
-                series[f"import/{module}"].append(_import_seconds(module, env, scratch))
+            for name, module in jobs if index % 2 == 0 else jobs[::-1]:
+                seconds = _import_seconds(module, envs[name], scratch)
+                series[name][f"import/{module}"].append(seconds)
     return series
 
 
@@ -147,6 +270,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=",".join(name for name in BACKENDS if name != "uvloop" or sys.platform != "win32"),
         help="comma-separated, of %(default)s",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also measure the library at this git ref (branch, tag, commit) and compare",
+    )
     parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     arguments.backends = [name for name in arguments.backends.split(",") if name]
@@ -154,6 +282,43 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown backends {unknown}; choose among {list(BACKENDS)}")
     return arguments
+
+
+def _medians(samples: Samples) -> dict[str, dict[str, float]]:
+    return {
+        backend: {name: statistics.median(values) for name, values in series.items()}
+        for backend, series in samples.items()
+    }
+
+
+def measure(
+    arguments: argparse.Namespace, measured: list[Library]
+) -> tuple[dict[str, Samples], dict[str, str], dict[str, str]]:
+    """Samples by library (workers and import); each backend's loop; each library's file."""
+    samples, loops, files = run_backends(arguments.backends, arguments.quick, measured)
+    _log("import time, in fresh subprocesses")
+    rounds = IMPORT_ROUNDS["quick" if arguments.quick else "full"]
+    for name, series in import_times(rounds, measured).items():
+        samples[name][IMPORT_BACKEND] = series
+    return samples, loops, files
+
+
+def compared(baseline: Library, imported: str, before: Samples, after: Samples) -> dict[str, Any]:
+    """Print the table of the baseline against the current library; its part of the report."""
+    changes = compare(before, after)
+    table = render_changes(changes)
+    print(f"\nThe current library against the baseline {baseline.ref} ({baseline.commit}):\n")
+    print(table)
+    return {
+        "baseline": {
+            "ref": baseline.ref,
+            "commit": baseline.commit,
+            "library": imported,
+            "medians": _medians(before),
+            "samples": before,
+        },
+        "comparison": {"rows": [change.as_json() for change in changes], "table": table},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,37 +330,30 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["quick"] = arguments.quick
     _log(f"benchmarking on {info['cpus']} x {info['cpu']}, Python {platform.python_version()}")
-    per_backend: dict[str, dict[str, list[float]]] = {}
-    loops: dict[str, str] = {}
-    for backend in arguments.backends:
-        _log(f"{backend}, in a process of its own:")
-        result = _run_worker(backend, arguments.quick)
-        per_backend[backend] = result["series"]
-        loops[backend] = result["loop"]
-        info["library"] = result["library"]
-    _log("import time, in fresh subprocesses")
-    rounds = IMPORT_ROUNDS["quick" if arguments.quick else "full"]
-    per_backend["none"] = import_times(rounds)
+    with to_measure(arguments.baseline) as measured:
+        samples, loops, files = measure(arguments, measured)
+    info["library"] = files[CURRENT.name]
     info["loops"] = loops
     info["load_after"] = _load()
 
-    rows = evaluate(per_backend)
+    current = samples[CURRENT.name]
+    rows = evaluate(current)
     table = render(rows)
     print(table)
     missed = [row for row in rows if row.within is False]
-
-    path: Path = arguments.json or RESULTS / f"bench-{datetime.now():%Y%m%d-%H%M%S}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "machine": info,
         "rows": [row.as_json() for row in rows],
         "table": table,
-        "medians": {
-            backend: {name: statistics.median(samples) for name, samples in series.items()}
-            for backend, series in per_backend.items()
-        },
-        "samples": per_backend,
+        "medians": _medians(current),
+        "samples": current,
     }
+    if arguments.baseline:
+        baseline = measured[0]
+        report |= compared(baseline, files[baseline.name], samples[baseline.name], current)
+
+    path: Path = arguments.json or RESULTS / f"bench-{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     _log(f"\nresults written to {path}")
     _log(f"{len(missed)} of {sum(row.within is not None for row in rows)} budget checks missed")
