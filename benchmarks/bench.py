@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,7 +92,7 @@ def _git(*args: str) -> bytes:
 
 
 @contextmanager
-def to_measure(baseline: str | None) -> Iterator[list[Library]]:
+def to_measure(baseline: str | None) -> Generator[list[Library]]:
     """The libraries to measure: the current one, after the one at `baseline` if given."""
     if baseline is None:
         yield [CURRENT]
@@ -204,7 +204,7 @@ def _import_env(library: Library, scratch: str) -> dict[str, str]:
 def import_times(rounds: int, libraries: list[Library]) -> dict[str, dict[str, list[float]]]:
     """Seconds to import each module in a fresh interpreter, by library; alternating, cached."""
     jobs = [(library.name, module) for library in libraries for module in IMPORTED]
-    series = {
+    series: dict[str, dict[str, list[float]]] = {
         library.name: {f"import/{module}": [] for module in IMPORTED} for library in libraries
     }
     with tempfile.TemporaryDirectory(prefix="bench-import-") as scratch:
