@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """LLM streaming: stop a model's streamed answer once the text received meets a condition.
 
-`hother.cancelable.streaming.simulate_stream` streams an answer the way a language model does:
+`hother.cancelable.testing.simulate_stream` streams an answer the way a language model does:
 a few words per chunk, with jitter, bursts and short stalls, the same on every run for a given
 `--seed`. Like real models sometimes do, this one does not stop at the end of its answer: it
 goes on to write the user's next turn, starting with "User:". The script stops it on the client
@@ -40,7 +40,7 @@ from hother.cancelable import (
     ConditionSource,
     OperationStatus,
 )
-from hother.cancelable.streaming import StreamConfig, simulate_stream
+from hother.cancelable.testing import StreamConfig, simulate_stream
 
 # The helpers every script of the tour shares, from examples/_tour.py.
 from _tour import exception_name, expect, parse_args, run

@@ -1,4 +1,4 @@
-"""The stream simulator (hother.cancelable.streaming), on every backend."""
+"""The stream simulator (hother.cancelable.testing, re-exported by .streaming), on every backend."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from hother.cancelable import Cancelable, ConditionCancelation
-from hother.cancelable.streaming import StreamConfig, simulate_stream
+from hother.cancelable import Cancelable, ConditionCancelation, streaming, testing
+from hother.cancelable.testing import StreamConfig, simulate_stream
 
 TEXT = "The quick brown fox jumps over the lazy dog. " * 4
 FAST = StreamConfig(base_delay=0.001, stall_probability=0, burst_probability=0.2)
@@ -92,3 +92,9 @@ def test_bad_simulator_arguments_are_refused_at_the_call() -> None:
         simulate_stream("a", config={"base_delay": 1})  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^seed must be an int or None, got '1'$"):
         simulate_stream("a", seed="1")  # type: ignore[arg-type]
+
+
+def test_the_streaming_module_re_exports_the_simulator_of_the_testing_package() -> None:
+    assert streaming.simulate_stream is testing.simulate_stream
+    assert streaming.StreamConfig is testing.StreamConfig
+    assert sorted(streaming.__all__) == ["StreamConfig", "simulate_stream"]

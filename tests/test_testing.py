@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+import subprocess
 import sys
 import time
 from typing import Any
@@ -764,3 +765,17 @@ async def test_an_enclosing_cancellation_cuts_short_a_step_that_is_waiting() -> 
         await scenario.run(Cancelable(), sleep_long)
     assert outer.cancelled_caught
     assert anyio.current_time() - start < SLACK  # neither the body nor the step held it up
+
+
+# -- the package -------------------------------------------------------------------------------
+
+
+def test_the_library_loads_without_its_testing_helpers() -> None:
+    # In a fresh interpreter: no core module imports the helpers (so they may import the
+    # package `hother.cancelable`, complete by then), and the old path of the simulator loads.
+    code = (
+        "import sys, hother.cancelable, hother.cancelable.sources\n"
+        "assert not [m for m in sys.modules if m.startswith('hother.cancelable.testing')]\n"
+        "import hother.cancelable.streaming\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

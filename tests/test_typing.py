@@ -69,7 +69,6 @@ from hother.cancelable import (
     with_current_operation,
     with_timeout,
 )
-from hother.cancelable.streaming import StreamConfig, simulate_stream
 from hother.cancelable.testing import (
     CancelationScenario,
     ExpectedCancelation,
@@ -79,9 +78,11 @@ from hother.cancelable.testing import (
     ScenarioResult,
     ScenarioStep,
     ScheduledCancel,
+    StreamConfig,
     TokenCall,
     assert_cancelation_within,
     create_slow_stream,
+    simulate_stream,
 )
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -672,7 +673,7 @@ def test_the_testing_helpers_refuse_bad_arguments() -> None:
         create_slow_stream(3)  # pyright: ignore[reportArgumentType]
 
 
-# -- hother.cancelable.streaming ---------------------------------------------------------------
+# -- hother.cancelable.testing: the stream simulator --------------------------------------------
 
 
 async def test_the_simulated_stream() -> None:

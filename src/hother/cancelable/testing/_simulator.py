@@ -1,4 +1,4 @@
-"""A realistic, reproducible chunked text stream: delays, jitter, bursts and stalls."""
+"""`simulate_stream`: a realistic, reproducible chunked text stream, paced like a model's output."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import random
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
 
-if TYPE_CHECKING:
-    from hother.cancelable._cancelable import Cancelable
+from hother.cancelable import Cancelable
+
+from ._checks import check_whole
 
 __all__ = ["StreamConfig", "simulate_stream"]
 
@@ -27,13 +27,6 @@ def _number(name: str, value: object, *, low: float, high: float = math.inf) -> 
     if not (low <= value <= high and value < math.inf):
         bounds = f"between {low:g} and {high:g}" if high != math.inf else f">= {low:g} and finite"
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
-
-
-def _whole(name: str, value: object, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a whole number, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +56,14 @@ class StreamConfig:
     def __post_init__(self) -> None:
         _number("base_delay", self.base_delay, low=0)
         _number("jitter", self.jitter, low=0, high=1)
-        _whole("min_tokens", self.min_tokens, low=1)
-        _whole("max_tokens", self.max_tokens, low=1)
+        check_whole("min_tokens", self.min_tokens, low=1)
+        check_whole("max_tokens", self.max_tokens, low=1)
         if self.max_tokens < self.min_tokens:
             raise ValueError(
                 f"max_tokens must be >= min_tokens ({self.min_tokens}), got {self.max_tokens}"
             )
         _number("burst_probability", self.burst_probability, low=0, high=1)
-        _whole("burst_length", self.burst_length, low=1)
+        check_whole("burst_length", self.burst_length, low=1)
         _number("stall_probability", self.stall_probability, low=0, high=1)
         _number("stall_duration", self.stall_duration, low=0)
 
@@ -92,8 +85,6 @@ def simulate_stream(
         TypeError: `text` is not a str, `config` not a `StreamConfig`, `cancelable` not a
             `Cancelable`, or `seed` not an int.
     """
-    from hother.cancelable._cancelable import Cancelable  # a cycle: the package imports this
-
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {text!r}")
     config = StreamConfig() if config is None else config
