@@ -50,7 +50,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -336,6 +336,9 @@ class Req:
     message: str | None
     kind: str  # event, deadline, condition, signal, parent, enclosing
     parent: int | None = None  # the parent node, for kind "parent"
+    # When it was made, in the model's order of events; a request passed on (a token's to
+    # the operations it cancels, a parent's to its children) keeps the time of the first.
+    at: int = field(default=0, compare=False)
 
 
 class MError(Exception):
@@ -370,6 +373,13 @@ class NeedChoice(BaseException):  # a signal to the explorer, not an error
 
 class Prune(BaseException):  # this schedule does not match the real run
     pass
+
+
+def passed_on(link: MLink, first: Req) -> Req:
+    """What a link asks of its operation when its token's first request is `first`."""
+    if link.override is not None:
+        return replace(link.override, at=first.at)
+    return Req(first.reason, first.message, first.kind, at=first.at)
 
 
 class MScope:
@@ -505,6 +515,7 @@ class Model:
         self.escaped: BaseException | None = None
         self.returns: list[bool | None] = []
         self.cancelled_after: list[tuple[tuple[int, bool], ...]] = []  # running: is_cancelled
+        self.clock = 0  # counts the requests made, to order them in time
 
     def _build(self, n: int) -> None:
         spec = self.sc.nodes[n]
@@ -613,7 +624,7 @@ class Model:
                     link.token.listeners.remove(link)
                     first = link.token.first
                     assert first is not None
-                    fired = link.override or Req(first.reason, first.message, first.kind)
+                    fired = passed_on(link, first)
                     self.request(link.op, fired, False)
                 self.mode = "task"
             else:
@@ -706,6 +717,10 @@ class Model:
         self.notify(op.token, req, direct=False)
         return True
 
+    def tick(self) -> int:
+        self.clock += 1
+        return self.clock
+
     def notify(self, token: MToken, req: Req, direct: bool) -> bool:
         if token.first is not None:
             return False
@@ -715,7 +730,7 @@ class Model:
             return True
         listeners, token.listeners = token.listeners, []
         for link in listeners:
-            self.request(link.op, link.override or Req(req.reason, req.message, req.kind), direct)
+            self.request(link.op, passed_on(link, req), direct)
         return True
 
     def arm(self, op: MOp) -> None:
@@ -723,13 +738,19 @@ class Model:
         if op.parent is not None:
             parent = Req(CancelationReason.PARENT, None, "parent", op.parent)
             links.append((self.op(op.parent).token, parent))
+        heard: list[Req] = []
         for token, override in links:
             link = MLink(token, op, override)
             op.armed.append(link)
             if token.first is not None:
-                self.request(op, override or token.first, direct=True)
+                heard.append(passed_on(link, token.first))
             else:
                 token.listeners.append(link)
+        # Tokens cancelled before the block began are heard in the order they were
+        # cancelled: the first request in time wins (a stable sort: a token cancelled by
+        # another at the same moment comes after it in the list, as it does in the run).
+        for req in sorted(heard, key=lambda req: req.at):
+            self.request(op, req, direct=True)
 
     def disarm(self, op: MOp) -> None:
         for link in op.armed:
@@ -747,7 +768,9 @@ class Model:
                 op.scope.cancelled = True
                 if not dict(self.running_is_cancelled())[n]:  # else an enclosing one came first
                     self.mode = "await"
-                    self.request(op, Req(CancelationReason.TIMEOUT, None, "deadline"), True)
+                    self.request(
+                        op, Req(CancelationReason.TIMEOUT, None, "deadline", at=self.tick()), True
+                    )
             return None
         if kind == "release":
             self.released.add(event.target)
@@ -755,7 +778,7 @@ class Model:
         if kind == "outer":
             self.outer.cancelled = True
             return None
-        req = Req(event.reason, message(index), "event")
+        req = Req(event.reason, message(index), "event", at=self.tick())
         self.mode = "thread" if event.via == "thread" else event.via
         if kind == "token":
             direct = event.via == "await"
@@ -777,12 +800,16 @@ class Model:
             assert op.scope is not None
             if op.status == "running" and not op.scope.effectively_cancelled():
                 name = f"c{event.target}"
-                condition = Req(CancelationReason.CONDITION, f"condition {name!r} met", kind)
+                condition = Req(
+                    CancelationReason.CONDITION, f"condition {name!r} met", kind, at=self.tick()
+                )
                 self.request(op, condition, False)
             return None
         assert kind == "signal"
         for op in list(self.watchers):
-            received = Req(CancelationReason.SIGNAL, f"received {SIGNAL.name}", "signal")
+            received = Req(
+                CancelationReason.SIGNAL, f"received {SIGNAL.name}", "signal", at=self.tick()
+            )
             self.request(op, received, False)
         return None
 
@@ -920,7 +947,7 @@ class Model:
         leave: BaseException | None
         if caught:  # its own cancellation: its own error
             if not op.requests:  # its deadline, which came after an enclosing cancellation
-                op.requests.append(Req(CancelationReason.TIMEOUT, None, "deadline"))
+                op.requests.append(Req(CancelationReason.TIMEOUT, None, "deadline", at=self.tick()))
             status = "cancelled"
             leave = None if op.quiet else MError(n, op.requests[0])
         elif exc is None:
@@ -932,7 +959,7 @@ class Model:
         elif isinstance(exc, MCancelled):  # an enclosing scope's: it goes on, untouched
             status, leave = "cancelled", exc
             if not op.requests:
-                op.requests.append(Req(CancelationReason.PARENT, None, "enclosing"))
+                op.requests.append(Req(CancelationReason.PARENT, None, "enclosing", at=self.tick()))
         else:
             status, leave = "failed", exc
         op.status = status

@@ -3,12 +3,13 @@
 Everything public is importable from here; the modules behind it are private.
 """
 
-from ._cancelable import Cancelable, current_operation
+from ._cancelable import Cancelable, cancelable_stream
+from ._compat import AnyioBridge, call_soon_threadsafe, cancelable_method
 from ._context import CancelationReason, OperationContext, OperationStatus
+from ._current import current_operation
 from ._decorators import (
     cancelable,
     cancelable_combine,
-    cancelable_method,
     cancelable_with_condition,
     cancelable_with_signal,
     cancelable_with_token,
@@ -26,8 +27,7 @@ from ._exceptions import (
     TimeoutCancelation,
 )
 from ._registry import OperationRegistry, ThreadSafeRegistry
-from ._streams import CancelableAsyncIterator, cancelable_stream, chunked_cancelable_stream
-from ._threads import AnyioBridge, call_soon_threadsafe
+from ._streams import CancelableAsyncIterator, chunked_cancelable_stream
 from ._token import CallbackRegistration, CancelationToken, LinkedCancelationToken
 from .sources import (
     AllOfSource,

@@ -1,25 +1,22 @@
-"""The Cancelable: one operation, one cancel scope, many ways to cancel it."""
+"""The Cancelable: one operation, one cancel scope, many ways to cancel it.
+
+Its parts live beside it: the requests it takes (`_request.py`), its deadline
+(`_deadline.py`), its own token and the link to a parent (`_links.py`), the exit table
+(`_ending.py`) and the current-operation variable (`_current.py`). This module composes them:
+the factories and options, the requests, and one life shared by an `async with` block and by
+a stream that runs the operation item by item (`_begin` and `_end`).
+"""
 
 from __future__ import annotations
 
 import time
 from _thread import get_ident
-from _weakref import ref as weak_ref
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from contextvars import ContextVar, Token
+from contextvars import Token
 from functools import wraps
 from types import TracebackType
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    NoReturn,
-    ParamSpec,
-    Self,
-    TypeVar,
-    cast,
-    final,
-)
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, final
 
 import anyio
 
@@ -30,6 +27,8 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
 
     import anyio.abc
     import anyio.lowlevel
+
+    from ._exceptions import CancelationError
 
     class _Options(TypedDict, total=False):
         """The keyword arguments the factories pass on to `Cancelable`."""
@@ -47,108 +46,39 @@ from ._checks import (
     check_metadata,
     check_optional_str,
     check_reason,
-    check_seconds,
     check_timeout,
 )
 from ._context import CancelationReason, OperationContext, OperationStatus
-from ._exceptions import CancelationError, error_for
+from ._current import current
+from ._deadline import Deadline
+from ._ending import (
+    Action,
+    Ended,
+    Ending,
+    ending,
+    is_cancellation,
+    raise_unchained,
+    sole,
+)
+from ._exceptions import CancelationError as _CancelationError
+from ._links import OperationToken, ParentLink
 from ._registry import OperationRegistry
+from ._request import Request, Requests
 from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
 from ._threads import run_in_thread
-from ._token import CancelationToken, Request
+from ._token import CancelationToken
 from ._wakeup import LoopWaker, current_waker
 from .sources._base import CancelationSource, attach_all, detach_all
 from .sources._condition import ConditionSource
 from .sources._signal import SignalSource
 
-__all__ = ["Cancelable", "current_operation"]
+__all__ = ["Cancelable", "cancelable_stream"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_current: ContextVar[Cancelable | None] = ContextVar("hother.cancelable.current", default=None)
-
 _INF = float("inf")
-_PARENT_KEY = "parent_id"  # in a request's details: it came from the parent link
-
-
-def current_operation() -> Cancelable | None:
-    """The innermost `Cancelable` whose block the calling code runs in, or None.
-
-    Tasks started inside a block, and `run_in_thread` workers, see it too.
-    """
-    return _current.get()
-
-
-class _OperationToken(CancelationToken):
-    """An operation's own token: also cancelled once the operation's deadline has passed.
-
-    A deadline cancels the scope without any request, so a thread that only holds the token
-    would not see it; this token looks at the deadline itself, on a clock any thread can
-    read, and records the timeout the first time it is found expired.
-    """
-
-    __slots__ = ("_operation",)
-
-    def __init__(self, operation: Cancelable) -> None:
-        super().__init__()
-        self._operation = weak_ref(operation)
-
-    def _catch_up(self) -> None:
-        # The operation's own deadline, and its parents' (whose cancellation reaches it).
-        operation = self._operation()
-        while operation is not None and not self._outcomes:
-            operation._expire_if_due()  # pyright: ignore[reportPrivateUsage]
-            operation = operation.parent
-
-    def _next_deadline(self) -> float:
-        # Seconds on time.monotonic() until the nearest deadline that would cancel this token.
-        nearest = _INF
-        operation = self._operation()
-        while operation is not None:
-            nearest = min(nearest, operation._deadline_mono)  # pyright: ignore[reportPrivateUsage]
-            operation = operation.parent
-        return nearest
-
-    def wait_sync(self, timeout: float | None = None) -> bool:
-        # Like the base class, also woken by a deadline, which no request announces.
-        end = _INF if timeout is None else time.monotonic() + check_seconds("timeout", timeout)
-        while True:
-            if self.is_cancelled:
-                return True
-            now = time.monotonic()
-            if now >= end:
-                return False
-            wake = min(end, self._next_deadline())
-            super().wait_sync(None if wake == _INF else max(0.0, wake - now))
-
-    @property
-    def is_cancelled(self) -> bool:
-        self._catch_up()
-        return bool(self._outcomes)
-
-    def check(self) -> None:
-        self._catch_up()
-        operation = self._operation()
-        if operation is not None and operation._requests:  # pyright: ignore[reportPrivateUsage]
-            raise operation._error()  # pyright: ignore[reportPrivateUsage]  # with its context
-        super().check()
-
-
-class _ParentLink:
-    """Requests an operation's cancellation (reason `PARENT`) when its parent's token is."""
-
-    __slots__ = ("details", "message", "operation", "registered", "token")
-
-    def __init__(self, operation: Cancelable, parent: Cancelable) -> None:
-        self.token = parent.token
-        self.operation = operation
-        self.message = f"parent operation {parent.operation_id} was cancelled"
-        self.details = {_PARENT_KEY: parent.operation_id}
-        self.registered = False  # listening to the token while the block runs
-
-    def _fire(self, token: CancelationToken, direct: bool) -> None:
-        self.operation._request(CancelationReason.PARENT, self.message, self.details, direct)  # pyright: ignore[reportPrivateUsage]
+_MISSING = Token.MISSING
 
 
 @final
@@ -218,18 +148,16 @@ class Cancelable:
         "__weakref__",
         "_callbacks",
         "_context",
-        "_ctx_token",
         "_deadline",
-        "_deadline_mono",
-        "_detached",
-        "_enclosing",
         "_parent",
         "_parent_link",
         "_raise_on_cancel",
         "_register_globally",
         "_requests",
+        "_reset",
         "_scope",
         "_sources",
+        "_stepped",
         "_streams",
         "_task_group",
         "_timeout",
@@ -263,28 +191,27 @@ class Cancelable:
             check_bool("raise_on_cancel", raise_on_cancel)
         self._register_globally = register_globally
         self._raise_on_cancel = raise_on_cancel
-        self._parent = parent
+        # What the operation is made of: set by the factories, read as the block begins.
         self._timeout: float | None = None
+        self._parent = parent
         # Tokens that cancel this operation with their own reason and message; it listens to
         # them itself, keyed by itself (no object per link). Most operations have none, or
         # one, kept bare: no tuple per operation for the collector to walk. See `_listened`.
         self._tokens: CancelationToken | tuple[CancelationToken, ...] = ()
-        self._parent_link: _ParentLink | None = None  # made as the block starts
         self._sources: tuple[CancelationSource, ...] = ()
-        self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
         self._callbacks: dict[str, list[_Callback]] | None = None
-        # Cancellation requests; the first one appended is what the block reports. Appending
-        # is atomic, so any thread or a signal handler may request without a lock.
-        self._requests: list[Request] = []
-        self._deadline = _INF  # on the loop's clock
-        self._deadline_mono = _INF  # the same on time.monotonic(), for other threads
-        self._token: CancelationToken | None = None
-        self._scope: anyio.CancelScope | None = None
-        self._waker: LoopWaker | None = None
-        self._enclosing: Cancelable | None = None
-        self._ctx_token: Token[Cancelable | None] | None = None
+        # What asked it to stop; the first one is what the block reports.
+        self._requests = Requests()
+        self._token: OperationToken | None = None  # made when first read
+        # While it runs (kept after, for what the record still answers).
+        self._waker: LoopWaker | None = None  # its loop, for requests from other threads
+        self._deadline: Deadline | None = None
+        self._scope: anyio.CancelScope | None = None  # the block's, or the current step's
+        self._reset: Token[Cancelable | None] | None = None  # the current-operation variable
+        self._parent_link: ParentLink | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None  # where sources run
         self._streams: list[CancelableAsyncIterator[Any]] | None = None  # closed at the end
-        self._detached = False  # run step by step by a stream, not by an `async with` block
+        self._stepped = False  # run item by item by a stream, not by an `async with` block
 
     # -- factories -----------------------------------------------------------------------------
 
@@ -303,7 +230,7 @@ class Cancelable:
 
         Raises:
             TypeError: `timeout` is not a number of seconds or a `timedelta`.
-            ValueError: `timeout` is zero, negative, NaN or infinite.
+            ValueError: `timeout` is zero, negative, NaN or infinite, or too large to count.
         """
         seconds = check_timeout(timeout)
         cancelable = cls(operation_id=operation_id, name=name, **kwargs)
@@ -496,26 +423,34 @@ class Cancelable:
         """
         if self._requests:  # every cancelled operation has one
             return True
-        status = self._context.status
-        if status is not OperationStatus.RUNNING:
+        if self._context.status is not OperationStatus.RUNNING:
             return False
-        if self._deadline_passed() or self._due_parent_link() is not None:
+        deadline = self._deadline
+        if (deadline is not None and deadline.passed()) or self._overdue_parent() is not None:
             return True
-        return self._enclosing is not None and self._enclosing.is_cancelled
+        enclosing = self._enclosing
+        return enclosing is not None and enclosing.is_cancelled
 
     @property
     def token(self) -> CancelationToken:
-        """A token that is cancelled when this operation's cancellation is requested.
+        """The operation's own token: cancelled whenever the operation is asked to stop.
 
-        Hand it to code that only observes (`token.check()`, `Cancelable.with_token(...)`),
-        including code running in other threads.
+        It carries the request's reason and message. Hand it to code that only observes
+        (`token.check()`, `Cancelable.with_token(...)`), including code running in other
+        threads. Cancelling it cancels this operation, and only this one, as `cancel()` does:
+        it is not the token given to `with_token`.
         """
+        return self._own_token()
+
+    def _own_token(self) -> OperationToken:
         token = self._token
         if token is None:
-            token = self._token = _OperationToken(self)
-            if self._requests:
-                first = self._requests[0]
-                token._request(first.reason, first.message, False)  # pyright: ignore[reportPrivateUsage]
+            token = self._token = OperationToken(self)
+            if self._context.status is OperationStatus.RUNNING:
+                token.deadline = self._deadline
+            first = self._requests.first
+            if first is not None:
+                token.settle(first)
         return token
 
     def __repr__(self) -> str:
@@ -533,7 +468,7 @@ class Cancelable:
         block ends at its next checkpoint. Works before entry too: the block is then
         cancelled as soon as it starts. It is not itself a checkpoint.
         """
-        return self._request(check_reason(reason), check_message(message), None, True)
+        return self._ask(Request(check_reason(reason), check_message(message)), True)
 
     def cancel_sync(
         self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None
@@ -543,39 +478,29 @@ class Cancelable:
         `is_cancelled` is True at once; the scope is cancelled on the block's own loop at its
         next turn.
         """
-        return self._request(check_reason(reason), check_message(message), None, False)
+        return self._ask(Request(check_reason(reason), check_message(message)), False)
 
-    def _request(
-        self,
-        reason: CancelationReason,
-        message: str | None,
-        details: dict[str, Any] | None,
-        direct: bool,
-    ) -> bool:
-        """Record a request; if it is the first, cancel the scope. True if it was the first.
+    def _ask(self, request: Request, direct: bool) -> bool:
+        """Keep a request; if it is the first, cancel the scope. True if it was the first.
 
         Safe from any thread and from signal handlers. `direct` says the caller is async code,
         so on the block's own loop thread the scope is cancelled right here; otherwise the
         cancellation is queued to that loop.
         """
-        return self._ask(Request(reason, message, details), direct)
-
-    def _ask(self, request: Request, direct: bool) -> bool:
-        """`_request` with the record made: tokens share one among their operations."""
         if self._context.is_terminal:
             return False
         won = True
-        if self._deadline_passed():
+        deadline = self._deadline
+        if deadline is not None and deadline.passed():
             # The deadline has passed, so it came first, even if its timer has not fired yet.
-            request = Request(CancelationReason.TIMEOUT, self._timeout_message(), None)
-            won = False
-        elif request.reason is not CancelationReason.PARENT and (link := self._due_parent_link()):
+            request, won = deadline.request(), False
+        elif request.reason is not CancelationReason.PARENT and (link := self._overdue_parent()):
             # The parent's deadline has passed: its cancellation came first.
-            request = Request(CancelationReason.PARENT, link.message, link.details)
-            won = False
-        if not self._append(request):
+            request, won = link.request(), False
+        requests = self._requests
+        if not requests.add(request):
             return False
-        waker = self._waker  # read after the append: __aenter__ sets it, then looks at requests
+        waker = self._waker  # read after the add: a block begins, then looks at its requests
         if waker is not None:
             if direct and get_ident() == waker.thread_id:
                 # `_trip()` inline: trio's pending Cancelled keeps every frame of this call
@@ -586,132 +511,98 @@ class Cancelable:
                     scope.cancel()
             else:
                 waker.call_soon(self._trip)
-        self._notify_token()
+        token = self._token
+        if token is not None:  # children linked to this operation listen on it
+            token.settle(requests[0])
         return won
 
-    def _record(
-        self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
+    def _hear(self, token: CancelationToken, request: Request, direct: bool) -> None:
+        """One of `_tokens` was cancelled (a `Fire`, registered under the operation itself).
+
+        The token's first request is this operation's too: no record per operation.
+        """
+        self._ask(request, direct)
+
+    def _source_fired(
+        self, source: CancelationSource, message: str | None, details: dict[str, Any]
     ) -> bool:
-        """Append a request; True if it is the first."""
-        return self._append(Request(reason, message, details))
-
-    def _append(self, request: Request) -> bool:
-        requests = self._requests
-        requests.append(request)
-        return requests[0] is request
-
-    def _notify_token(self) -> None:
-        # Children linked to this operation listen on its token: tell them after the own scope.
-        token = self._token
-        if token is not None and not token.is_cancelled:
-            first = self._requests[0]
-            token._request(first.reason, first.message, False)  # pyright: ignore[reportPrivateUsage]
+        # Not direct: a signal source reports from its handler, where only queuing is safe.
+        return self._ask(Request(source.reason, message, details or None), False)
 
     def _trip(self) -> None:
         scope = self._scope
         if scope is not None and self._context.status is OperationStatus.RUNNING:
             scope.cancel()
 
-    def _deadline_passed(self) -> bool:
-        waker = self._waker
-        if waker is None or self._deadline == _INF:
-            return False
-        if get_ident() == waker.thread_id:
-            return anyio.current_time() >= self._deadline  # the loop's own clock
-        return time.monotonic() >= self._deadline_mono  # another thread: the same instant
-
-    def _due_parent_link(self) -> _ParentLink | None:
+    def _overdue_parent(self) -> ParentLink | None:
         """The link to the parent, once the parent's deadline has passed; else None.
 
         The parent's token hears of its deadline only as its block ends.
         """
         link, parent = self._parent_link, self._parent
-        if (
-            link is not None
-            and parent is not None
-            and parent._context.status is OperationStatus.RUNNING
-            and parent._deadline_passed()
-        ):
-            return link
-        return None
+        if link is None or parent is None or not parent.is_running:
+            return None
+        deadline = parent._deadline
+        return link if deadline is not None and deadline.passed() else None
 
-    def _record_passed_deadline(self) -> None:
-        """The block ended without a checkpoint after a deadline: record that it was due."""
-        if self._deadline_passed() and not self._enclosing_cancelled_before_deadline():
-            self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-        elif (link := self._due_parent_link()) is not None:
-            self._record(CancelationReason.PARENT, link.message, link.details)
+    @property
+    def _enclosing(self) -> Cancelable | None:
+        """The operation whose block this one's block runs in, if any."""
+        reset = self._reset
+        if reset is None or reset.old_value is _MISSING:
+            return None
+        return reset.old_value
 
     def _cancelled_since(self) -> float:
         """When its cancellation began or will begin, on time.monotonic()."""
-        requests = self._requests
-        return min(requests[0].at if requests else _INF, self._deadline_mono)
+        first, deadline = self._requests.first, self._deadline
+        return min(
+            _INF if first is None else first.at,
+            _INF if deadline is None else deadline.when_monotonic,
+        )
 
-    def _enclosing_cancelled_before_deadline(self) -> bool:
+    def _enclosing_cancelled_before(self, deadline: Deadline) -> bool:
         # Only enclosing operations can tell; a plain anyio scope does not say when.
         enclosing = self._enclosing
         while enclosing is not None:
-            if enclosing._cancelled_since() < self._deadline_mono:
+            if enclosing._cancelled_since() < deadline.when_monotonic:
                 return True
             enclosing = enclosing._enclosing
         return False
 
-    def _timeout_message(self) -> str:
-        return f"operation timed out after {self._timeout:g} s"
+    # -- links: the tokens it listens to, and its parent -------------------------------------
 
-    # -- the block -----------------------------------------------------------------------------
+    def _listened(self) -> tuple[CancelationToken, ...]:
+        """The tokens this operation listens to."""
+        tokens = self._tokens
+        return (tokens,) if isinstance(tokens, CancelationToken) else tokens
 
-    def _require_pending(self, what: str) -> None:
-        if self._context.status is not OperationStatus.PENDING:
-            raise RuntimeError(
-                f"{what}: {self!r} was already entered; a Cancelable runs one block, "
-                "create a new one for each operation"
-            )
+    def _arm(self) -> None:
+        """Listen to the tokens and the parent; those cancelled already are heard in the
+        order they were cancelled, so the first request in time wins."""
+        heard: list[Request] | None = None
+        for token in self._listened():
+            # The operation listens under its own name, with a function its class shares:
+            # no object per link, for a token shared by thousands of operations.
+            first = token._listen(self, Cancelable._hear)  # pyright: ignore[reportPrivateUsage]
+            if first is not None:
+                heard = [first] if heard is None else [*heard, first]
+        parent = self._parent
+        if parent is not None:
+            link = ParentLink(parent.operation_id, parent._own_token(), self._ask, self._keep)
+            self._parent_link = link
+            request = link.arm()
+            if request is not None:
+                heard = [request] if heard is None else [*heard, request]
+        if heard is not None:
+            for request in sorted(heard, key=_made_at):
+                self._ask(request, True)
 
-    async def __aenter__(self) -> Self:
-        if self._context.status is not OperationStatus.PENDING:
-            self._require_pending("async with")
-        waker = current_waker()
-        if self._sources:
-            # May refuse the block (a signal source off the main thread): nothing is set up yet.
-            attach_all(self._sources, self._source_fired)
-        enclosing = _current.get()
-        if self._timeout is None:
-            deadline = scope_deadline = _INF
-        else:
-            deadline = scope_deadline = anyio.current_time() + self._timeout
-            self._deadline_mono = time.monotonic() + self._timeout
-        if self._parent is not None:
-            scope_deadline = min(scope_deadline, self._parent_deadline(enclosing))
-        # Without a deadline, no keyword: anyio passes keywords on through two more calls.
-        scope = (
-            anyio.CancelScope()
-            if scope_deadline == _INF
-            else anyio.CancelScope(deadline=scope_deadline)
-        )
-        self._deadline, self._scope, self._enclosing = deadline, scope, enclosing
-        self._waker = waker
-        scope.__enter__()
-        self._ctx_token = _current.set(self)
-        context = self._context
-        context.status = OperationStatus.RUNNING
-        context._started = time.time()  # pyright: ignore[reportPrivateUsage]
-        if self._register_globally:
-            OperationRegistry.get_instance().register_sync(self)
-        if self._requests:
-            scope.cancel()
-        self._arm_links()
-        if deadline != _INF and self._token is not None:
-            self._lend_deadline()
-        if self._sources:
-            task_group = anyio.create_task_group()
-            await task_group.__aenter__()
-            self._task_group = task_group
-            for source in self._sources:
-                task_group.start_soon(source._run, name=f"{self!r}: {source!r}")  # pyright: ignore[reportPrivateUsage]
-        if self._callbacks is not None:
-            await self._run_callbacks("start", context)
-        return self
+    def _disarm(self) -> None:
+        for token in self._listened():
+            token._remove(self)  # pyright: ignore[reportPrivateUsage]  # see `_arm`
+        if self._parent_link is not None:
+            self._parent_link.disarm()  # kept: the exit still asks what the link says
 
     def _parent_deadline(self, enclosing: Cancelable | None) -> float:
         """The parent's deadline on this loop's clock, when this block runs outside its block.
@@ -720,62 +611,166 @@ class Cancelable:
         of the deadline only when its block ends, so this block keeps the deadline itself.
         """
         parent = self._parent
-        if parent is None or parent._deadline_mono == _INF or not parent.is_running:
+        if parent is None or parent._deadline is None or not parent.is_running:
             return _INF
         while enclosing is not None:
             if enclosing is parent:
                 return _INF
             enclosing = enclosing._enclosing
-        return anyio.current_time() + (parent._deadline_mono - time.monotonic())
+        return parent._deadline.on_this_loop()
 
-    def _lend_deadline(self) -> None:
-        """Children that linked to this operation before its block began keep its deadline too.
-
-        They run outside this block (they were entered first), on this loop or another one.
-        """
-        assert self._token is not None
-        for listener in list(self._token._registrations.values()):  # pyright: ignore[reportPrivateUsage]
-            if isinstance(listener, _ParentLink) and listener.operation._parent is self:
-                listener.operation._keep_deadline(self._deadline, self._waker)
-
-    def _keep_deadline(self, deadline: float, waker: LoopWaker | None) -> None:
+    def _keep(self, deadline: Deadline, waker: LoopWaker | None) -> None:
+        """Keep a parent's deadline (the parent's block began after this one's)."""
         # On the same loop only: its clock, and a scope is only touched from its own thread.
         scope = self._scope
-        if scope is not None and waker is self._waker and deadline < scope.deadline:
-            scope.deadline = deadline
+        if scope is not None and waker is self._waker and deadline.when < scope.deadline:
+            scope.deadline = deadline.when
 
-    def _source_fired(
-        self, source: CancelationSource, message: str | None, details: dict[str, Any]
-    ) -> bool:
-        # Not direct: a signal source reports from its handler, where only queuing is safe.
-        return self._request(source.reason, message, details or None, False)
+    # -- one life: begin, end ------------------------------------------------------------------
 
-    def _fire(self, token: CancelationToken, direct: bool) -> None:
-        """One of `_tokens` was cancelled: request this operation's, with its reason."""
-        # The token's first request is this operation's too: no record per operation.
-        self._ask(token._outcomes[0], direct)  # pyright: ignore[reportPrivateUsage]
+    def _require_pending(self, what: str) -> None:
+        if self._context.status is not OperationStatus.PENDING:
+            raise RuntimeError(
+                f"{what}: {self!r} was already entered; a Cancelable runs one block, "
+                "create a new one for each operation"
+            )
 
-    def _listened(self) -> tuple[CancelationToken, ...]:
-        """The tokens this operation listens to."""
-        tokens = self._tokens
-        return (tokens,) if isinstance(tokens, CancelationToken) else tokens
+    def _begin(self, waker: LoopWaker, deadline: Deadline | None) -> None:
+        """The operation starts running: recorded, registered, listening."""
+        self._waker, self._deadline = waker, deadline
+        context = self._context
+        context.status = OperationStatus.RUNNING
+        context._started = time.time()  # pyright: ignore[reportPrivateUsage]  # its record
+        if self._register_globally:
+            OperationRegistry.get_instance().register_sync(self)
+        if self._requests:  # asked before it began
+            self._trip()
+        self._arm()
+        token = self._token
+        if token is not None and deadline is not None:
+            token.deadline = deadline
+            token.lend(deadline, waker)
 
-    def _disarm_links(self) -> None:
-        for token in self._listened():
-            token._remove(self)  # pyright: ignore[reportPrivateUsage]
-        if self._parent_link is not None:
-            _disarm(self._parent_link)
+    def _decide(
+        self, ended: Ended, exc: BaseException | None, *, scope_has_own_deadline_only: bool
+    ) -> Ending:
+        """Ask the exit table how the operation ends, and record what it says to record."""
+        first = self._requests.first
+        deadline = self._deadline
+        if first is None and (deadline is not None or self._parent_link is not None):
+            passed = scope_has_own_deadline_only or (deadline is not None and deadline.passed())
+            link = self._parent_link
+            answer = ending(
+                ended,
+                None,
+                quiet=not self._raise_on_cancel,
+                raised=exc if isinstance(exc, _CancelationError) else None,
+                deadline=deadline,
+                deadline_passed=passed,
+                enclosing_first=passed
+                and deadline is not None
+                and self._enclosing_cancelled_before(deadline),
+                parent=None if link is None or scope_has_own_deadline_only else link.request(),
+                parent_due=self._overdue_parent() is not None,
+            )
+        else:
+            answer = ending(
+                ended,
+                first,
+                quiet=not self._raise_on_cancel,
+                raised=exc if isinstance(exc, _CancelationError) else None,
+            )
+        status, record, _, _ = answer
+        if record is not None:
+            self._requests.add(record)
+        if status is OperationStatus.FAILED:
+            self._context.error = str(exc)
+        elif isinstance(exc, _CancelationError) and exc.context is None:
+            exc.context = self._context  # a token's check(): it now carries this record
+        return answer
 
-    def _arm_links(self) -> None:
-        for token in self._listened():
-            if token._outcomes:  # pyright: ignore[reportPrivateUsage]  # cancelled already
-                self._fire(token, True)
-            else:
-                token._listen(self, self)  # pyright: ignore[reportPrivateUsage]
-        parent = self._parent
-        if parent is not None:
-            self._parent_link = link = _ParentLink(self, parent)
-            _arm(link)
+    def _close(self, status: OperationStatus) -> None:
+        """Record how the operation ended, tell its token, and let go."""
+        context = self._context
+        context.status = status
+        context._ended = time.time()  # pyright: ignore[reportPrivateUsage]  # its record
+        first = self._requests.first
+        if status is OperationStatus.CANCELLED and first is not None:
+            context.cancel_reason, context.cancel_message = first.reason, first.message
+        token = self._token
+        if token is not None:
+            token.deadline = None
+            if first is not None:
+                token.settle(first)
+        self._waker = None
+        if self._register_globally:
+            OperationRegistry.get_instance()._unregister(self)  # pyright: ignore[reportPrivateUsage]  # its own entry, by identity
+
+    async def _conclude(
+        self, status: OperationStatus, exc: BaseException | None, from_parent: bool
+    ) -> None:
+        """The end's async half: let an enclosing cancellation through, run the callbacks."""
+        if from_parent:
+            try:
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            except anyio.get_cancelled_exc_class():
+                # The parent's scope encloses this block: its cancellation goes on,
+                # untouched, to the scope that owns it (row 8 of the exit table).
+                self._close(status)
+                await self._end_callbacks(status, exc)
+                raise
+        self._close(status)
+        await self._end_callbacks(status, exc)
+
+    async def _end_callbacks(self, status: OperationStatus, exc: BaseException | None) -> None:
+        if self._callbacks is None:
+            return
+        context = self._context
+        if status is OperationStatus.COMPLETED:
+            await self._run_callbacks("complete", context)
+        elif status is OperationStatus.CANCELLED:
+            await self._run_callbacks("cancel", context)
+        else:
+            await self._run_callbacks("error", context, exc)
+
+    # -- the block -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._context.status is not OperationStatus.PENDING:
+            self._require_pending("async with")
+        waker = current_waker()
+        if self._sources:
+            # May refuse the block (a signal source off the main thread): nothing is set up yet.
+            attach_all(self._sources, self._source_fired)
+        enclosing = current.get()
+        deadline = None if self._timeout is None else Deadline(self._timeout)
+        scope_deadline = _INF if deadline is None else deadline.when
+        if self._parent is not None:
+            scope_deadline = min(scope_deadline, self._parent_deadline(enclosing))
+        # Without a deadline, no keyword: anyio passes keywords on through two more calls.
+        scope = (
+            anyio.CancelScope()
+            if scope_deadline == _INF
+            else anyio.CancelScope(deadline=scope_deadline)
+        )
+        self._scope = scope
+        scope.__enter__()
+        self._reset = current.set(self)
+        try:
+            self._begin(waker, deadline)
+            if self._sources:
+                task_group = anyio.create_task_group()
+                await task_group.__aenter__()
+                self._task_group = task_group
+                for source in self._sources:
+                    task_group.start_soon(source._run, name=f"{self!r}: {source!r}")  # pyright: ignore[reportPrivateUsage]  # the operation runs its sources
+            if self._callbacks is not None:
+                await self._run_callbacks("start", self._context)
+        except BaseException as exc:  # an on_start callback's KeyboardInterrupt, say
+            # Undo what was set up, as if the body had raised it at its first line.
+            if not await self.__aexit__(type(exc), exc, exc.__traceback__):
+                raise
+        return self
 
     async def __aexit__(
         self,
@@ -783,43 +778,55 @@ class Cancelable:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        if self._context.status is not OperationStatus.RUNNING or _current.get() is not self:
+        self._leave_block()
+        self._disarm()
+        ended, exc, replaced = await self._close_block(exc_type, exc, tb)
+        status, _, action, from_parent = self._decide(ended, exc, scope_has_own_deadline_only=False)
+        if from_parent or self._callbacks is not None:
+            await self._conclude(status, exc, from_parent)
+        else:
+            self._close(status)
+        if action is Action.RAISE:
+            raise_unchained(self._requests[0].error(self._context))
+        if replaced is not None:
+            raise replaced
+        return action is Action.SUPPRESS
+
+    def _leave_block(self) -> None:
+        """This task leaves the block: the current operation is the enclosing one again."""
+        reset = self._reset
+        if self._context.status is not OperationStatus.RUNNING or current.get() is not self:
             raise RuntimeError(
                 f"{self!r} is not the innermost running operation of this task: a Cancelable "
                 "must be exited once, by the task that entered it, innermost first"
             )
-        assert self._ctx_token is not None
-        assert self._scope is not None
+        assert reset is not None
         try:
-            _current.reset(self._ctx_token)
+            current.reset(reset)
         except ValueError:
             raise RuntimeError(
                 f"{self!r} was entered in another task: a Cancelable must be exited by the "
                 "task that entered it"
             ) from None
-        self._disarm_links()
-        task_group = self._task_group
-        adopted: BaseException | None = None  # raised by the sources' group, in place of exc
-        body_finished = exc is None
-        if task_group is not None:
-            self._task_group = None
-            task_group.cancel_scope.cancel()
-            try:
-                # Not given the body's exception, so the group never wraps it.
-                await task_group.__aexit__(None, None, None)
-            except BaseException as met:
-                # A cancellation delivered while sources wound down, or what a source raised
-                # past its own handling (KeyboardInterrupt, SystemExit): that goes on, even
-                # over the Cancelled the group sent the body when it happened.
-                if exc is None or (_is_cancellation(exc) and not _is_cancellation(met)):
-                    adopted = _sole(met)
-                    exc_type, exc, tb = type(adopted), adopted, adopted.__traceback__
-            finally:
-                detach_all(self._sources)
-            # Waiting there, this task may have been resumed by a thrown Cancelled, and an
-            # error raised in such a step gets chained to it; go on in a plain step instead.
-            await anyio.lowlevel.cancel_shielded_checkpoint()
 
+    async def _close_block(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> tuple[Ended, BaseException | None, BaseException | None]:
+        """Stop the sources, leave the scope, close the streams.
+
+        Returns what ended the body, the exception that left it, and the one the block must
+        raise itself (Python raises `exc` again only if it came from the body).
+        """
+        assert self._scope is not None
+        body_finished = exc is None
+        adopted: BaseException | None = None  # raised by the sources' group, in place of exc
+        if self._task_group is not None:
+            adopted = await self._stop_sources(exc)
+            if adopted is not None:
+                exc_type, exc, tb = type(adopted), adopted, adopted.__traceback__
         replaced: BaseException | None = None
         try:
             # True when the scope swallowed the exception (trio also says True for none).
@@ -827,187 +834,134 @@ class Cancelable:
         except BaseException as new:  # the scope stripped its Cancelled from a group
             caught, exc, replaced = False, new, new
         if adopted is not None and not caught and replaced is None:
-            replaced = adopted  # not the exception Python would raise again: raise it here
+            replaced = adopted
+        if self._streams:
+            failed = await self._close_streams()
+            if failed is not None:  # a source's `finally` raised: that leaves the block
+                if exc is not None and (caught or _cancelled(exc, group=True)):
+                    failed.__context__ = None  # chained to no backend cancellation
+                return self._ended(failed, False, False), failed, failed
+        return self._ended(exc, caught, body_finished), exc, replaced
 
-        suppress = False
-        raising: CancelationError | None = None
-        if caught and body_finished:
-            # The body finished before any checkpoint saw the cancellation; only the sources'
-            # teardown did, and the scope swallowed that: completed, as without sources.
-            status = OperationStatus.COMPLETED
-        elif caught:
-            if not self._requests:  # nothing asked for it: a deadline did, its own or its parent's
-                if self._deadline_passed() or self._parent_link is None:
-                    self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-                else:
-                    link = self._parent_link
-                    self._record(CancelationReason.PARENT, link.message, link.details)
-            if _PARENT_KEY in (self._requests[0].details or ()):
-                try:
-                    await anyio.lowlevel.checkpoint_if_cancelled()
-                except anyio.get_cancelled_exc_class():
-                    # The parent's scope encloses this block: its cancellation goes on,
-                    # untouched, to the scope that owns it (row 8 of the exit table).
-                    await self._finish(OperationStatus.CANCELLED, None)
-                    raise
-            status = OperationStatus.CANCELLED
-            if self._raise_on_cancel:
-                raising = self._error()
-            else:
-                suppress = True
-        elif body_finished and adopted is not None and _is_cancellation(adopted):
-            # An enclosing cancellation reached the sources' teardown, after the body finished:
-            # it goes on (the exit waited there), and the operation's work was completed.
-            status = OperationStatus.COMPLETED
-        else:
-            status = OperationStatus.COMPLETED if exc is None else self._status_for(exc)
-            own_error = status is OperationStatus.CANCELLED and isinstance(exc, CancelationError)
-            suppress = own_error and not self._raise_on_cancel
+    async def _stop_sources(self, exc: BaseException | None) -> BaseException | None:
+        """Cancel the sources' tasks and wait for them; what their group raised that must go
+        on in place of `exc`, if anything."""
+        task_group = self._task_group
+        assert task_group is not None
+        self._task_group = None
+        adopted: BaseException | None = None
+        task_group.cancel_scope.cancel()
+        try:
+            # Not given the body's exception, so the group never wraps it.
+            await task_group.__aexit__(None, None, None)
+        except BaseException as met:
+            # A cancellation delivered while sources wound down, or what a source raised
+            # past its own handling (KeyboardInterrupt, SystemExit): that goes on, even
+            # over the Cancelled the group sent the body when it happened.
+            cancelled = anyio.get_cancelled_exc_class()
+            if exc is None or (
+                is_cancellation(exc, cancelled) and not is_cancellation(met, cancelled)
+            ):
+                adopted = sole(met)
+        finally:
+            detach_all(self._sources)
+        # Waiting there, this task may have been resumed by a thrown Cancelled, and an
+        # error raised in such a step gets chained to it; go on in a plain step instead.
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+        return adopted
 
-        if (
-            status is not OperationStatus.CANCELLED
-            and not self._requests
-            and (self._deadline != _INF or self._parent_link is not None)
-        ):
-            self._record_passed_deadline()  # finished (or failed), yet a deadline was due
-        if self._streams or self._callbacks is not None:
-            await self._finish(status, exc)
-        else:
-            self._end(status)
-        if raising is not None:
-            _raise_unchained(raising)
-        if replaced is not None:
-            raise replaced
-        return suppress
+    async def _close_streams(self) -> BaseException | None:
+        """Close what the block's streams left open; what a source raised doing so, if any."""
+        streams, self._streams = self._streams or [], None
+        failed: BaseException | None = None
+        for stream in streams:
+            try:
+                await stream._block_ended()  # pyright: ignore[reportPrivateUsage]  # its part of the block's end
+            except BaseException as exc:
+                failed = failed or exc
+        return failed
 
-    def _status_for(self, exc: BaseException | None) -> OperationStatus:
-        """How the operation ended when its scope caught nothing: `exc` left the body."""
-        if exc is None:
-            return OperationStatus.COMPLETED
-        if isinstance(exc, CancelationError) and (exc.context is self._context or self._requests):
-            # Raised by check_cancelation() or a token's check(), or an inner operation's report
-            # of a cancellation this one was asked for too (the same signal, say): it goes on,
-            # carrying this operation's record if it had none.
-            if exc.context is None:
-                exc.context = self._context
-            if not self._requests:  # raised by hand, carrying this record: it is the request
-                self._record(exc.reason, exc.message, None)
-            return OperationStatus.CANCELLED
-        if isinstance(exc, anyio.get_cancelled_exc_class()):
-            if not self._requests:
-                if self._deadline_passed() and not self._enclosing_cancelled_before_deadline():
-                    # Its own deadline came first; the enclosing cancellation goes on.
-                    self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-                else:
-                    self._record(CancelationReason.PARENT, "cancelled by an enclosing scope", None)
-            return OperationStatus.CANCELLED
-        self._context.error = str(exc)
-        return OperationStatus.FAILED
+    def _ended(self, exc: BaseException | None, caught: bool, body_finished: bool) -> Ended:
+        """What ended the body, for the exit table."""
+        if body_finished and (exc is None or caught or _cancelled(exc, group=True)):
+            # A cancellation met only by the sources' teardown, after the body returned.
+            return Ended.FINISHED
+        if caught:
+            return Ended.CAUGHT
+        if isinstance(exc, _CancelationError) and (exc.context is self._context or self._requests):
+            # Raised by check_cancelation() or a token's check(), or an inner operation's
+            # report of a cancellation this one was asked for too (the same signal, say).
+            return Ended.RAISED_OWN
+        if exc is not None and _cancelled(exc, group=False):
+            return Ended.CANCELLED_OUTSIDE
+        return Ended.FINISHED if exc is None else Ended.RAISED
 
-    async def _finish(self, status: OperationStatus, exc: BaseException | None) -> None:
-        """Close the streams, record how the block ended, and run the exit callbacks."""
-        streams = self._streams
-        if streams:
-            self._streams = None
-            for stream in streams:
-                await stream._block_ended()  # pyright: ignore[reportPrivateUsage]
-        self._end(status)
-        context = self._context
-        if self._callbacks is not None:
-            if status is OperationStatus.COMPLETED:
-                await self._run_callbacks("complete", context)
-            elif status is OperationStatus.CANCELLED:
-                await self._run_callbacks("cancel", context)
-            else:
-                assert exc is not None
-                await self._run_callbacks("error", context, exc)
+    # -- run item by item, by a stream that runs the operation ---------------------------------
 
-    def _end(self, status: OperationStatus) -> None:
-        """Record how the block ended: status, time, reason; tell the children; let go."""
-        context = self._context
-        context.status = status
-        context._ended = time.time()  # pyright: ignore[reportPrivateUsage]
-        if status is OperationStatus.CANCELLED:
-            first = self._requests[0]
-            context.cancel_reason, context.cancel_message = first.reason, first.message
-        if self._requests:
-            self._notify_token()
-        self._waker = None
-        if self._register_globally:
-            OperationRegistry.get_instance()._unregister(self)  # pyright: ignore[reportPrivateUsage]
-
-    # -- run step by step, by a stream that owns the operation ---------------------------------
-
-    async def _start_detached(self) -> None:
+    async def _begin_steps(self) -> None:
+        """A stream begins running this operation: no block, a scope per item."""
         if self._sources:
             raise RuntimeError(
                 f"{self!r} has sources, which run as tasks of its block: enter it with "
                 "`async with` and iterate `cancel.stream(...)` inside the block"
             )
-        self._waker = current_waker()
-        if self._timeout is not None:
-            self._deadline = anyio.current_time() + self._timeout
-            self._deadline_mono = time.monotonic() + self._timeout
-        context = self._context
-        context.status = OperationStatus.RUNNING
-        context._started = time.time()  # pyright: ignore[reportPrivateUsage]
-        if self._register_globally:
-            OperationRegistry.get_instance().register_sync(self)
-        self._detached = True
-        self._arm_links()
+        waker = current_waker()
+        self._stepped = True
+        self._begin(waker, None if self._timeout is None else Deadline(self._timeout))
         if self._callbacks is not None:
-            await self._run_callbacks("start", context)
+            try:
+                await self._run_callbacks("start", self._context)
+            except BaseException as exc:
+                await self._end_steps(exc)
+                raise
 
-    def _expire_if_due(self) -> None:
-        # From any thread: the deadline, read on time.monotonic(), has passed.
-        if (
-            not self._requests
-            and self._context.status is OperationStatus.RUNNING
-            and time.monotonic() >= self._deadline_mono
-        ):
-            self._request(CancelationReason.TIMEOUT, self._timeout_message(), None, False)
-
-    def _due(self) -> bool:
-        """A request was made or the deadline passed (then recorded as one): stop now."""
-        if not self._requests and self._deadline_passed():
-            self._request(CancelationReason.TIMEOUT, self._timeout_message(), None, True)
-        return bool(self._requests)
-
-    def _open_step(self) -> anyio.CancelScope:
-        self._scope = scope = anyio.CancelScope(deadline=self._deadline)
+    def _step(self) -> anyio.CancelScope | None:
+        """The scope one item is awaited in; None when the operation must stop first."""
+        deadline = self._deadline
+        if not self._requests and deadline is not None and deadline.passed():
+            self._ask(deadline.request(), True)
+        if self._requests:
+            return None
+        self._scope = scope = anyio.CancelScope(
+            deadline=_INF if deadline is None else deadline.when
+        )
         return scope
 
-    def _close_step(self) -> None:
+    def _step_done(self) -> None:
         self._scope = None
 
-    async def _end_detached(
+    async def _end_steps(
         self, exc: BaseException | None, cancelled: bool = False
     ) -> CancelationError | None:
-        """End the operation a stream ran; the error to raise for its own cancellation."""
-        if not self._detached:
+        """The stream is done with the operation; the error to raise for its cancellation."""
+        if not self._stepped:
             return None
-        self._detached = False
-        self._disarm_links()
-        error: CancelationError | None = None
-        if cancelled:
-            if not self._requests:  # the step's scope caught its deadline
-                self._record(CancelationReason.TIMEOUT, self._timeout_message(), None)
-            status = OperationStatus.CANCELLED
-            if self._raise_on_cancel:
-                error = self._error()
-        else:
-            status = self._status_for(exc)
-        await self._finish(status, exc)
-        return error
+        self._stepped = False
+        self._disarm()
+        # Cancelled: a step's scope caught, or a request came between items.
+        ended = Ended.CAUGHT if cancelled else self._ended(exc, False, exc is None)
+        status, _, action, from_parent = self._decide(
+            ended, exc, scope_has_own_deadline_only=cancelled
+        )
+        await self._conclude(status, exc, from_parent)
+        return self._requests[0].error(self._context) if action is Action.RAISE else None
 
-    def _abandon_detached(self) -> None:
-        self._detached = False
-        self._disarm_links()
+    def _abandon_steps(self) -> None:
+        """The stream was dropped mid-way: at least stop listening to the tokens."""
+        if not self._stepped:
+            return
+        self._stepped = False
+        self._disarm()
         self._waker = None
 
-    def _error(self) -> CancelationError:
-        first = self._requests[0]
-        return error_for(first.reason, first.message, self._context, **(first.details or {}))
+    def _join_stream(self, stream: CancelableAsyncIterator[Any]) -> Requests | None:
+        """A stream begins inside the block: closed at its end; the requests, to watch."""
+        if self._stepped or self._context.status is not OperationStatus.RUNNING:
+            return None
+        if self._streams is None:
+            self._streams = []
+        self._streams.append(stream)
+        return self._requests
 
     # -- inside the block ----------------------------------------------------------------------
 
@@ -1059,24 +1013,20 @@ class Cancelable:
         check_bool("abandon_on_cancel", abandon_on_cancel)
         return await run_in_thread(self, fn, args, kwargs, abandon_on_cancel)
 
-    def _adopt_stream(self, stream: CancelableAsyncIterator[Any]) -> None:
-        if self._streams is None:
-            self._streams = []
-        self._streams.append(stream)
-
     async def check_cancelation(self) -> None:
         """A checkpoint that raises this operation's `CancelationError` if it is cancelled.
 
         When an enclosing scope cancelled it, the backend's cancellation is raised instead, as
         at any checkpoint.
         """
-        if not self._requests and self._deadline_passed():
-            self._request(CancelationReason.TIMEOUT, self._timeout_message(), None, True)
+        deadline = self._deadline
+        if not self._requests and deadline is not None and deadline.passed():
+            self._ask(deadline.request(), True)
         if self._requests:
-            raise self._error()
+            raise self._requests[0].error(self._context)
         await anyio.lowlevel.checkpoint()
         if self._requests:
-            raise self._error()
+            raise self._requests[0].error(self._context)
 
     def shield(self) -> _Shield:
         """A section no cancellation can interrupt: `with cancel.shield():` (or `async with`).
@@ -1118,44 +1068,46 @@ class Cancelable:
         yield call
 
 
-def _arm(link: _ParentLink) -> None:
-    token = link.token
-    if token.is_cancelled:
-        link._fire(token, True)  # pyright: ignore[reportPrivateUsage]
+def _made_at(request: Request) -> float:
+    return request.at
+
+
+def _cancelled(exc: BaseException, group: bool) -> bool:
+    cancelled = anyio.get_cancelled_exc_class()
+    return is_cancellation(exc, cancelled) if group else isinstance(exc, cancelled)
+
+
+def cancelable_stream(
+    stream: AsyncIterable[T],
+    timeout: float | timedelta | None = None,
+    token: CancelationToken | None = None,
+    report_interval: int | None = None,
+    on_progress: Callable[[str, Any, dict[str, Any] | None], Any] | None = None,
+    buffer_partial: bool = False,
+    operation_id: str | None = None,
+    name: str | None = None,
+) -> CancelableAsyncIterator[T]:
+    """`stream` as an operation of its own, bounded by `timeout` and/or `token`.
+
+    The timeout counts from the first item asked for. A cancellation leaves the `async for`
+    as the `CancelationError` for its reason; `partial_result` of the operation (reached
+    through the exception's `context`) holds what was consumed. Close it with
+    `async with cancelable_stream(...) as items:` (or `contextlib.aclosing`) when the loop
+    may be left early.
+
+    Raises:
+        TypeError, ValueError: an argument is of the wrong type or out of range.
+    """
+    if not isinstance(stream, AsyncIterable):
+        raise TypeError(f"stream must be an async iterable, got {stream!r}")
+    if on_progress is not None and not callable(on_progress):
+        raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
+    if timeout is not None:
+        operation = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name)
     else:
-        link.registered = True
-        token._listen(link, link)  # pyright: ignore[reportPrivateUsage]  # the link is its own key
-
-
-def _disarm(link: _ParentLink) -> None:
-    if link.registered:
-        link.registered = False
-        link.token._remove(link)  # pyright: ignore[reportPrivateUsage]
-
-
-def bind_current(operation: Cancelable) -> None:
-    """Make `operation` the current one in this context (a worker thread's copy, say)."""
-    _current.set(operation)
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        inner = cast("BaseExceptionGroup[BaseException]", exc).exceptions
-        return all(_is_cancellation(one) for one in inner)
-    return isinstance(exc, anyio.get_cancelled_exc_class())
-
-
-def _sole(exc: BaseException) -> BaseException:
-    """The one exception of a group of one (a source's KeyboardInterrupt, bare as on asyncio)."""
-    if not isinstance(exc, BaseExceptionGroup):
-        return exc
-    inner = cast("BaseExceptionGroup[BaseException]", exc).exceptions
-    return _sole(inner[0]) if len(inner) == 1 else cast("BaseException", exc)
-
-
-def _raise_unchained(error: BaseException) -> NoReturn:
-    # Raised inside __aexit__, the error would be chained to the backend's Cancelled; drop it.
-    try:
-        raise error
-    finally:
-        error.__context__ = None
+        operation = Cancelable(operation_id=operation_id, name=name)
+    if token is not None:
+        operation = operation.combine(Cancelable.with_token(token))
+    if on_progress is not None:
+        operation.on_progress(on_progress)
+    return CancelableAsyncIterator(stream, operation, report_interval, buffer_partial)

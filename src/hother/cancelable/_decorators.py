@@ -14,8 +14,9 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from ._cancelable import Cancelable, current_operation
+from ._cancelable import Cancelable
 from ._checks import check_bool, check_optional_str, check_timeout
+from ._current import current_operation
 from ._token import CancelationToken
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = [
     "cancelable",
     "cancelable_combine",
-    "cancelable_method",
     "cancelable_with_condition",
     "cancelable_with_signal",
     "cancelable_with_token",
@@ -164,10 +164,6 @@ def cancelable(
         )
 
     return _run_as_operation(make, parameter)
-
-
-cancelable_method = cancelable
-"""`cancelable` for methods: the same decorator (the operation is named after the method)."""
 
 
 def cancelable_with_token(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from _thread import allocate_lock
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from ._checks import INF, check_message, check_optional_str, check_reason
 from ._context import CancelationReason, OperationContext, OperationStatus
@@ -16,7 +16,21 @@ if TYPE_CHECKING:
 
     from ._cancelable import Cancelable
 
-__all__ = ["OperationRegistry", "ThreadSafeRegistry"]
+__all__ = ["OperationRegistry", "Registered", "ThreadSafeRegistry"]
+
+
+@runtime_checkable
+class Registered(Protocol):
+    """What the registry needs of an operation (a `Cancelable` is one); it imports no class."""
+
+    @property
+    def operation_id(self) -> str: ...
+
+    @property
+    def context(self) -> OperationContext: ...
+
+    def cancel_sync(self, reason: CancelationReason = ..., message: str | None = ...) -> bool: ...
+
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -97,9 +111,7 @@ class OperationRegistry:
 
     def register_sync(self, operation: Cancelable) -> None:
         """List `operation` as running (done for you by `register_globally=True`)."""
-        from ._cancelable import Cancelable  # a cycle: Cancelable registers itself here
-
-        if not isinstance(operation, Cancelable):
+        if not isinstance(operation, Registered):
             raise TypeError(f"operation must be a Cancelable, got {operation!r}")
         from weakref import ref  # the registry's first use: not worth importing for everybody
 
@@ -120,7 +132,7 @@ class OperationRegistry:
                     if operation.context.is_terminal:
                         self._history.append(_snapshot(operation.context))
 
-    def _unregister(self, operation: Cancelable) -> None:
+    def _unregister(self, operation: Registered) -> None:
         # As its block ends: this very operation, whatever else shares its id.
         with self._lock:
             self._operations.pop(id(operation), None)

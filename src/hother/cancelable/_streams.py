@@ -5,6 +5,12 @@ applies, and the items come from a plain async generator (the cheapest wrapper P
 coroutine per `__anext__` costs twice as much per item); for a stream that runs an operation of
 its own (`cancelable_stream`), each step opens a scope of its own and closes it before
 returning.
+
+A stream is part of the operation it runs in or runs, so it uses a few of the operation's
+private methods, each marked where it is called: `_join_stream` (inside a block: the
+operation's requests, watched per item, and `_trip` when one came meanwhile), and the life of
+an operation run item by item (`_begin_steps`, `_step`, `_step_done`, `_end_steps`,
+`_abandon_steps`).
 """
 
 from __future__ import annotations
@@ -17,22 +23,15 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, cast
 import anyio
 
 from ._checks import check_bool
-from ._context import OperationStatus
+from ._context import OperationContext, OperationStatus
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
-    from datetime import timedelta
-
     import anyio.lowlevel
 
     from ._cancelable import Cancelable
-    from ._token import CancelationToken
+    from ._exceptions import CancelationError
 
-__all__ = [
-    "DEFAULT_BUFFER_LIMIT",
-    "CancelableAsyncIterator",
-    "cancelable_stream",
-    "chunked_cancelable_stream",
-]
+__all__ = ["DEFAULT_BUFFER_LIMIT", "CancelableAsyncIterator", "chunked_cancelable_stream"]
 
 T = TypeVar("T")
 
@@ -78,9 +77,10 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     it starts at the first item, and a cancellation then leaves the `async for` as the
     `CancelationError` for its reason (or ends the stream, with `raise_on_cancel=False`).
 
-    When the stream is left early (`break`, an exception, a cancellation), the source is
-    closed (its `finally` runs) as the operation's block ends; `aclose()`, or
-    `async with` on the iterator, closes it at once.
+    The source is closed (its `aclose()` awaited, so its `finally` runs) once, when the
+    stream ends however it ends: run to its end, left early (`break`, an exception, a
+    cancellation: as the operation's block ends), or closed with `aclose()` or
+    `async with` on the iterator, which close it at once.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or out of range.
@@ -106,10 +106,9 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         buffer_partial: bool = False,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     ) -> None:
-        from ._cancelable import Cancelable  # a cycle: Cancelable.stream() builds these
-
         _check_async_iterable("iterator", iterator)
-        if not isinstance(cancelable, Cancelable):
+        # What every Cancelable has (this module cannot import the class: it imports this).
+        if not isinstance(getattr(cancelable, "context", None), OperationContext):
             raise TypeError(f"cancelable must be a Cancelable, got {cancelable!r}")
         self._interval = _check_interval(report_interval)
         check_bool("buffer_partial", buffer_partial)
@@ -138,27 +137,21 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
             raise StopAsyncIteration
         if not self._started:
             await self._start()
-        return await self._detached_step()
+        return await self._step()
 
     def _inside_block(self) -> AsyncGenerator[T] | None:
-        operation = self._operation
-        if (
-            self._inside is None
-            and not self._started
-            and operation.context.status is OperationStatus.RUNNING
-            and not operation._detached  # pyright: ignore[reportPrivateUsage]
-        ):
+        if self._inside is None and not self._started and self._operation.is_running:
             self._inside = self._items_inside()
         return self._inside
 
     async def _items_inside(self) -> AsyncGenerator[T]:
         """The hot path: a few stores per item, on local names."""
         operation = self._operation
-        if operation.context.status is not OperationStatus.RUNNING:
-            raise RuntimeError(f"{operation!r} has ended; its streams cannot start")
+        requests = operation._join_stream(self)  # pyright: ignore[reportPrivateUsage]
+        if requests is None:
+            raise _refused(operation)
         self._bind()
         partial, buffer, interval = self._partial, self._buffer, self._interval
-        requests = operation._requests  # pyright: ignore[reportPrivateUsage]
         count = 0
         try:
             async for item in self._source:
@@ -179,6 +172,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
             await self._close_source()  # a source that raised is closed already: no-op
             raise
         self._end(completed=True)
+        await self._close_source()  # one that is not a generator may hold on till then
 
     def _passed(self, item: T) -> None:
         count = self._count = self._count + 1
@@ -191,47 +185,40 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
             f"Processed {count} items", {"count": count, "latest_item": item}
         )
 
+    def _bind(self) -> None:
+        self._partial["buffer"] = self._buffer
+        self._operation.context.partial_result = self._partial
+        self._started = True
+
+    # -- a stream that runs its operation, item by item -------------------------------------
+
     async def _start(self) -> None:
         operation = self._operation
         status = operation.context.status
-        if status is OperationStatus.PENDING:
-            await operation._start_detached()  # pyright: ignore[reportPrivateUsage]
-        elif status is not OperationStatus.RUNNING:
-            raise RuntimeError(f"{operation!r} has ended; its streams cannot start")
-        else:  # run by another stream, step by step: this one would cut that one short
-            raise RuntimeError(
-                f"{operation!r} is run by another stream; give each stream an operation of "
-                "its own, or iterate the streams inside its `async with` block"
-            )
+        if status is not OperationStatus.PENDING:
+            raise _refused(operation)
+        await operation._begin_steps()  # pyright: ignore[reportPrivateUsage]
         self._bind()
 
-    def _bind(self) -> None:
+    async def _step(self) -> T:
         operation = self._operation
-        self._partial["buffer"] = self._buffer
-        operation.context.partial_result = self._partial
-        operation._adopt_stream(self)  # pyright: ignore[reportPrivateUsage]
-        self._started = True
-
-    async def _detached_step(self) -> T:
-        operation = self._operation
-        if operation._due():  # pyright: ignore[reportPrivateUsage]
+        scope = operation._step()  # pyright: ignore[reportPrivateUsage]
+        if scope is None:  # asked to stop, or its deadline passed, since the last item
             return await self._stop_cancelled()
-        scope = operation._open_step()  # pyright: ignore[reportPrivateUsage]
         item: T | None = None
         try:
             with scope:
                 item = await self._source.__anext__()
         except StopAsyncIteration:
             self._end(completed=True)
-            await operation._end_detached(None)  # pyright: ignore[reportPrivateUsage]
+            await self._end_run(None)
             raise
         except BaseException as exc:
             self._end(completed=False)
-            await self._close_source()
-            await operation._end_detached(exc)  # pyright: ignore[reportPrivateUsage]
+            await self._end_run(exc)
             raise
         finally:
-            operation._close_step()  # pyright: ignore[reportPrivateUsage]
+            operation._step_done()  # pyright: ignore[reportPrivateUsage]
         if scope.cancelled_caught:  # the operation's own cancellation ended this step
             return await self._stop_cancelled()
         item = cast("T", item)
@@ -242,11 +229,27 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
 
     async def _stop_cancelled(self) -> NoReturn:
         self._end(completed=False)
-        await self._close_source()
-        error = await self._operation._end_detached(None, cancelled=True)  # pyright: ignore[reportPrivateUsage]
+        error = await self._end_run(None, cancelled=True)
         if error is not None:
             raise error
         raise StopAsyncIteration
+
+    async def _end_run(
+        self, exc: BaseException | None, cancelled: bool = False
+    ) -> CancelationError | None:
+        """Close the source, then end the operation this stream ran with what ended the loop.
+
+        A source whose `finally` raises ends it with that instead, and that leaves the loop.
+        """
+        operation = self._operation
+        try:
+            await self._close_source()
+        except BaseException as failed:
+            await operation._end_steps(failed)  # pyright: ignore[reportPrivateUsage]
+            raise
+        return await operation._end_steps(exc, cancelled)  # pyright: ignore[reportPrivateUsage]
+
+    # -- the end ------------------------------------------------------------------------------
 
     def _end(self, completed: bool) -> None:
         if self._closed:
@@ -268,7 +271,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
 
     async def _close(self, exc: BaseException | None) -> None:
         if self._inside is not None:
-            await self._stop_inside()
+            await self._block_ended()
             return
         if not self._started:
             self._closed = True
@@ -277,20 +280,10 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         if self._closed:
             return
         self._end(completed=False)
-        await self._close_source()
-        if self._operation._detached:  # pyright: ignore[reportPrivateUsage]
-            # The operation this stream ran ends with what ended the loop.
-            await self._operation._end_detached(exc)  # pyright: ignore[reportPrivateUsage]
+        await self._end_run(exc)  # the operation this stream ran ends with what ended the loop
 
     async def _block_ended(self) -> None:
-        """Called by the operation as its block ends: close what the loop left open."""
-        if self._inside is not None:
-            await self._stop_inside()
-        elif not self._closed:
-            self._end(completed=False)
-            await self._close_source()
-
-    async def _stop_inside(self) -> None:
+        """Close what the loop left open; the operation calls it as its block ends."""
         assert self._inside is not None
         await self._inside.aclose()  # waiting at a `yield`: it ends as left early
         if not self._started:  # never asked for an item: the generator never ran
@@ -311,45 +304,18 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     def __del__(self) -> None:
         # Dropped mid-way without aclose(): at least release the tokens it listened to.
         operation = getattr(self, "_operation", None)
-        if operation is not None and operation._detached and not self._closed:  # pyright: ignore[reportPrivateUsage]
-            operation._abandon_detached()  # pyright: ignore[reportPrivateUsage]
+        if operation is not None and self._started and not self._closed:
+            operation._abandon_steps()  # pyright: ignore[reportPrivateUsage]
 
 
-def cancelable_stream(
-    stream: AsyncIterable[T],
-    timeout: float | timedelta | None = None,
-    token: CancelationToken | None = None,
-    report_interval: int | None = None,
-    on_progress: Callable[[str, Any, dict[str, Any] | None], Any] | None = None,
-    buffer_partial: bool = False,
-    operation_id: str | None = None,
-    name: str | None = None,
-) -> CancelableAsyncIterator[T]:
-    """`stream` as an operation of its own, bounded by `timeout` and/or `token`.
-
-    The timeout counts from the first item asked for. A cancellation leaves the `async for`
-    as the `CancelationError` for its reason; `partial_result` of the operation (reached
-    through the exception's `context`) holds what was consumed. Close it with
-    `async with cancelable_stream(...) as items:` (or `contextlib.aclosing`) when the loop
-    may be left early.
-
-    Raises:
-        TypeError, ValueError: an argument is of the wrong type or out of range.
-    """
-    from ._cancelable import Cancelable  # a cycle: Cancelable.stream() builds iterators
-
-    _check_async_iterable("stream", stream)
-    if on_progress is not None and not callable(on_progress):
-        raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
-    if timeout is not None:
-        operation = Cancelable.with_timeout(timeout, operation_id=operation_id, name=name)
-    else:
-        operation = Cancelable(operation_id=operation_id, name=name)
-    if token is not None:
-        operation = operation.combine(Cancelable.with_token(token))
-    if on_progress is not None:
-        operation.on_progress(on_progress)
-    return CancelableAsyncIterator(stream, operation, report_interval, buffer_partial)
+def _refused(operation: Cancelable) -> RuntimeError:
+    """Why a stream cannot start on `operation`, which neither runs a block nor waits to run."""
+    if operation.is_running:  # run by another stream, step by step: this one would cut it short
+        return RuntimeError(
+            f"{operation!r} is run by another stream; give each stream an operation of "
+            "its own, or iterate the streams inside its `async with` block"
+        )
+    return RuntimeError(f"{operation!r} has ended; its streams cannot start")
 
 
 class _Chunks(AsyncIterator[list[T]], Generic[T]):

@@ -1,27 +1,22 @@
-"""Threads: running blocking work under an operation, and reaching the loop from a thread."""
+"""Threads: blocking work run as part of an operation, seeing its cancellation."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from _thread import allocate_lock
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ._callbacks import logger
-from ._wakeup import LoopWaker, current_waker, last_waker
+from ._current import bind_current
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
-    import threading
-
     import anyio.lowlevel
     import anyio.to_thread
 
     from ._cancelable import Cancelable
 
-__all__ = ["AnyioBridge", "call_soon_threadsafe", "run_in_thread"]
+__all__ = ["run_in_thread"]
 
 T = TypeVar("T")
 
@@ -34,8 +29,6 @@ async def run_in_thread(
     abandon_on_cancel: bool,
 ) -> T:
     """What `Cancelable.run_in_thread` does; see there."""
-    from ._cancelable import bind_current  # a cycle: Cancelable.run_in_thread calls this
-
     # A copy of the caller's context per job: nothing leaks into the pool thread's next job.
     context = contextvars.copy_context()
     context.run(bind_current, operation)
@@ -47,71 +40,3 @@ async def run_in_thread(
     # Cancelled while it waited for the thread: end here rather than at some later checkpoint.
     await anyio.lowlevel.checkpoint_if_cancelled()
     return result
-
-
-class AnyioBridge:
-    """Run callbacks on an event loop from other threads; kept for code written for 0.11.
-
-    In 0.11 the bridge had to be started (`await bridge.start()` in a task) before it
-    worked. Here it works at once: it uses the loop it was last bound to, which is the loop
-    of the latest `get_instance()` or `start()` call made inside a loop, or else the loop
-    this library ran on last (the latest operation block, token wait or callback
-    registration). New code needs none of this: `token.cancel_sync()`
-    and `cancel.cancel_sync()` are safe from any thread.
-    """
-
-    _instance: ClassVar[AnyioBridge | None] = None
-    _lock: ClassVar[threading.Lock] = allocate_lock()
-
-    def __init__(self) -> None:
-        self._waker: LoopWaker | None = None
-
-    @classmethod
-    def get_instance(cls) -> AnyioBridge:
-        """The process-wide bridge, bound to the running loop if called inside one."""
-        with cls._lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            instance = cls._instance
-        instance._bind_here()
-        return instance
-
-    def _bind_here(self) -> None:
-        with contextlib.suppress(RuntimeError):  # outside a loop: keep the last binding
-            self._waker = current_waker()
-
-    async def start(self) -> None:
-        """Bind the bridge to this loop, then wait forever (as 0.11 did); not needed any more."""
-        self._bind_here()
-        await anyio.sleep_forever()
-
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> bool:
-        """Run `callback(*args)` (sync, or async as a task) on the bridge's loop, soon.
-
-        Safe from any thread. Returns False, and logs why, when there is no loop to run it.
-
-        Raises:
-            TypeError: `callback` is not callable.
-        """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        for waker in (self._waker, last_waker()):  # the bound loop, else the latest one
-            if waker is not None and waker.call_soon(_run_callback, waker, callback, args):
-                return True
-        logger().warning("hother.cancelable: no running event loop to run %r on", callback)
-        return False
-
-
-def _run_callback(waker: LoopWaker, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    result = callback(*args)
-    if isinstance(result, Awaitable):
-        waker.start_soon(_awaited, result)
-
-
-async def _awaited(awaitable: Awaitable[Any]) -> None:
-    await awaitable
-
-
-def call_soon_threadsafe(callback: Callable[..., Any], *args: Any) -> bool:
-    """`AnyioBridge.get_instance().call_soon_threadsafe(callback, *args)`, kept from 0.11."""
-    return AnyioBridge.get_instance().call_soon_threadsafe(callback, *args)

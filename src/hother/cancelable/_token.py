@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from _thread import get_ident
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
-    import threading
     from datetime import datetime
 
     import anyio.lowlevel
@@ -18,65 +17,96 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
 from ._callbacks import call_logged, call_logged_sync, logger
 from ._checks import check_bool, check_message, check_reason, check_seconds
 from ._context import CancelationReason, new_id, utc
-from ._exceptions import error_for
+from ._request import Request, Requests
 from ._wakeup import LoopWaker, current_waker
 
-__all__ = ["CallbackRegistration", "CancelationToken", "LinkedCancelationToken"]
+__all__ = ["CallbackRegistration", "CancelationToken", "Fire", "LinkedCancelationToken"]
 
 TokenCallback = Callable[["CancelationToken"], Awaitable[object] | object]
+
+Fire = Callable[[Any, "CancelationToken", Request, bool], "Awaitable[Any] | None"]
+"""What a token calls, once, when it is cancelled: `fire(key, token, first_request, direct)`.
+
+The key it was registered under comes first, so an operation can listen with a function its
+class shares (`Cancelable._hear`) and no object per registration. `direct` is True when the
+cancel happened in async code on some event loop (code bound to that loop may act at once);
+False from `cancel_sync()`, which may run in any thread or in a signal handler, where only
+queuing work onto a loop is safe. What it returns, the canceller awaits (when `direct`).
+"""
 
 
 def _await_awaitable(awaitable: Awaitable[Any]) -> Awaitable[Any]:
     return awaitable
 
 
-class _Listener(Protocol):
-    """What a token calls when it is cancelled.
-
-    `direct` is True when the cancel happened in async code on some event loop (so code bound
-    to that loop may act at once); False from `cancel_sync()`, which may run in any thread or
-    in a signal handler, where only queuing work onto a loop is safe.
-    """
-
-    def _fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None: ...
-
-
 class CallbackRegistration:
     """A callback registered on a token; `unregister()` removes it.
 
-    Awaiting it does nothing more: that keeps code written for 0.11, where registering was
-    a coroutine, working.
+    Awaiting it returns once the callback has run, if the token was already cancelled when
+    it was registered (an async callback is awaited there); otherwise at once. That keeps
+    code written for 0.11, where registering was a coroutine, working.
     """
 
-    __slots__ = ("_listener", "_token")
+    __slots__ = ("_key", "_ran", "_remove")
 
-    def __init__(self, token: CancelationToken, listener: _Listener) -> None:
-        self._token = token
-        self._listener = listener
+    def __init__(
+        self, remove: Callable[[object], bool], key: object, ran: _Once | None = None
+    ) -> None:
+        self._remove = remove
+        self._key = key
+        self._ran = ran
 
     def unregister(self) -> bool:
         """Remove the callback; True if it was still registered."""
-        return self._token._remove(self)  # pyright: ignore[reportPrivateUsage]
+        return self._remove(self._key)
 
     def __await__(self) -> Generator[Any, Any, None]:
-        return
-        yield  # pragma: no cover
+        if self._ran is not None:
+            yield from self._ran.run().__await__()
+
+
+class _Once:
+    """An async callback's awaitable, awaited once by whoever comes first: the task it was
+    scheduled as, or the code awaiting its registration."""
+
+    __slots__ = ("_awaitable", "_done")
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self._awaitable: Awaitable[Any] | None = awaitable
+        self._done: anyio.Event | None = None
+
+    async def run(self) -> None:
+        awaitable = self._awaitable
+        if awaitable is None:  # taken by the other party: wait until it is through
+            if self._done is not None:
+                await self._done.wait()
+            return
+        self._awaitable = None
+        self._done = anyio.Event()
+        try:
+            await await_all_shielded([awaitable])
+        finally:
+            self._done.set()
 
 
 class _UserCallback:
-    __slots__ = ("callback", "waker")
+    __slots__ = ("callback", "ran", "waker")
 
     def __init__(self, callback: TokenCallback, waker: LoopWaker | None) -> None:
         self.callback = callback
         self.waker = waker
+        self.ran: _Once | None = None  # an async one, scheduled by cancel_sync()
 
-    def _fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None:
+    def fire(
+        self, token: CancelationToken, request: Request, direct: bool
+    ) -> Awaitable[Any] | None:
         awaitable = call_logged_sync(self.callback, token)
         if awaitable is None or direct:
             return awaitable
         # From cancel_sync(): run the coroutine on the loop it was registered on, or this one.
+        self.ran = ran = _Once(awaitable)
         waker = self.waker or _waker_or_none()
-        if waker is None or not waker.start_soon(_await_awaitable, awaitable):
+        if waker is None or not waker.start_soon(ran.run):
             logger().warning(
                 "hother.cancelable: async callback %r of token %s could not run: no event loop",
                 self.callback,
@@ -84,25 +114,31 @@ class _UserCallback:
             )
             if hasattr(awaitable, "close"):
                 awaitable.close()  # type: ignore[attr-defined]
+            self.ran = None
         return None
 
 
 class _Forward:
     """Cancels another token when the observed one is cancelled."""
 
-    __slots__ = ("preserve_reason", "target")
+    __slots__ = ("preserve_reason", "take")
 
-    def __init__(self, target: CancelationToken, preserve_reason: bool) -> None:
-        self.target = target
+    def __init__(
+        self,
+        take: Callable[[Request, bool], list[Awaitable[Any]] | None],
+        preserve_reason: bool,
+    ) -> None:
+        self.take = take  # the other token's way in
         self.preserve_reason = preserve_reason
 
-    def _fire(self, token: CancelationToken, direct: bool) -> Awaitable[Any] | None:
-        if self.preserve_reason and token.reason is not None:
-            reason, message = token.reason, token.message
+    def fire(
+        self, token: CancelationToken, request: Request, direct: bool
+    ) -> Awaitable[Any] | None:
+        if self.preserve_reason:
+            forwarded = Request(request.reason, request.message)
         else:
-            reason = CancelationReason.PARENT
-            message = f"linked token {token.id} was cancelled"
-        pending = self.target._request(reason, message, direct)  # pyright: ignore[reportPrivateUsage]
+            forwarded = Request(CancelationReason.PARENT, f"linked token {token.id} was cancelled")
+        pending = self.take(forwarded, direct)
         return await_all_shielded(pending) if pending else None
 
 
@@ -113,7 +149,7 @@ class _EventSetter:
         self.event = event
         self.waker = waker
 
-    def _fire(self, token: CancelationToken, direct: bool) -> None:
+    def fire(self, token: CancelationToken, request: Request, direct: bool) -> None:
         if direct and get_ident() == self.waker.thread_id:
             self.event.set()
         else:
@@ -126,7 +162,7 @@ class _ThreadEventSetter:
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def _fire(self, token: CancelationToken, direct: bool) -> None:
+    def fire(self, token: CancelationToken, request: Request, direct: bool) -> None:
         self.event.set()
 
 
@@ -135,31 +171,6 @@ def _waker_or_none() -> LoopWaker | None:
         return current_waker()
     except RuntimeError:
         return None
-
-
-class Request:
-    """One cancellation request; the first one made is what an operation or a token reports."""
-
-    __slots__ = ("at", "details", "message", "reason")
-
-    def __init__(
-        self, reason: CancelationReason, message: str | None, details: dict[str, Any] | None
-    ) -> None:
-        self.reason = reason
-        self.message = message
-        self.details = details
-        self.at = time.monotonic()
-
-
-class _Outcome(Request):
-    """A request made to a token. The first one is also the request of every operation the
-    token cancels: they were all asked at that moment, for that reason."""
-
-    __slots__ = ("wall",)
-
-    def __init__(self, reason: CancelationReason, message: str | None) -> None:
-        super().__init__(reason, message, None)
-        self.wall = time.time()
 
 
 class CancelationToken:
@@ -179,36 +190,40 @@ class CancelationToken:
 
     # No lock anywhere: cancel_sync() may run in a signal handler that interrupted this very
     # token's code on the main thread. Every shared step is one atomic list or dict operation.
-    __slots__ = ("__weakref__", "_outcomes", "_registrations", "id")
+    __slots__ = ("__weakref__", "_registrations", "_requests", "id")
 
     def __init__(self) -> None:
         self.id: str = new_id()
         """A unique id, for logs."""
-        self._outcomes: list[_Outcome] = []  # the first one appended wins
-        # Keyed by a handle, or by the listener itself for the library's own listeners.
-        self._registrations: dict[object, _Listener] = {}
+        self._requests = Requests()
+        # Who to tell, by key: an operation listens under its own name, anything else under
+        # a small object of its own (see `Fire`).
+        self._registrations: dict[object, Fire] = {}
 
     # -- state -------------------------------------------------------------------------------
 
     @property
     def is_cancelled(self) -> bool:
         """True once a cancellation has been requested."""
-        return bool(self._outcomes)
+        return bool(self._requests)
 
     @property
     def reason(self) -> CancelationReason | None:
         """The reason of the first request, or None."""
-        return self._outcomes[0].reason if self._outcomes else None
+        first = self._requests.first
+        return None if first is None else first.reason
 
     @property
     def message(self) -> str | None:
         """The message of the first request, or None."""
-        return self._outcomes[0].message if self._outcomes else None
+        first = self._requests.first
+        return None if first is None else first.message
 
     @property
     def cancelled_at(self) -> datetime | None:
         """When the first request was made (UTC), or None."""
-        return utc(self._outcomes[0].wall) if self._outcomes else None
+        first = self._requests.first
+        return None if first is None else utc(first.wall)
 
     def __repr__(self) -> str:
         reason = self.reason
@@ -226,7 +241,8 @@ class CancelationToken:
         (they end at their next checkpoint); those on other loops are woken at once. Async
         callbacks are awaited here, shielded. It is not itself a checkpoint.
         """
-        pending = self._request(check_reason(reason), check_message(message), True)
+        request = Request(check_reason(reason), check_message(message))
+        pending = self._take(request, True)
         if pending is None:
             return False
         if pending:
@@ -241,26 +257,22 @@ class CancelationToken:
         It never blocks: operations are woken on their own event loops at the loop's next
         turn, async callbacks are scheduled there, sync callbacks run here.
         """
-        return self._request(check_reason(reason), check_message(message), False) is not None
+        request = Request(check_reason(reason), check_message(message))
+        return self._take(request, False) is not None
 
-    def _request(
-        self, reason: CancelationReason, message: str | None, direct: bool
-    ) -> list[Awaitable[Any]] | None:
-        """Record the request and, if it is the first, fire the listeners; else None.
+    def _take(self, request: Request, direct: bool) -> list[Awaitable[Any]] | None:
+        """Keep `request` and, if it is the first, fire the listeners; else None.
 
         With `direct`, returns what the listeners left for the caller to await.
         """
-        outcome = _Outcome(reason, message)
-        outcomes = self._outcomes
-        outcomes.append(outcome)
-        if outcomes[0] is not outcome:
+        if not self._requests.add(request):
             return None
         pending: list[Awaitable[Any]] = []
         registrations = self._registrations
-        for registration in list(registrations):
-            listener = registrations.pop(registration, None)  # whoever pops it, fires it
-            if listener is not None:
-                awaitable = listener._fire(self, direct)  # pyright: ignore[reportPrivateUsage]
+        for key in list(registrations):
+            fire = registrations.pop(key, None)  # whoever pops it, fires it
+            if fire is not None:
+                awaitable = fire(key, self, request, direct)
                 if awaitable is not None:
                     pending.append(awaitable)
         return pending
@@ -269,9 +281,9 @@ class CancelationToken:
 
     def check(self) -> None:
         """Raise the `CancelationError` subclass for the reason if cancelled; else nothing."""
-        if self._outcomes:
-            first = self._outcomes[0]
-            raise error_for(first.reason, first.message)
+        first = self._requests.first
+        if first is not None:
+            raise first.error()
 
     async def check_async(self) -> None:
         """A checkpoint that raises like `check()` when the token is cancelled."""
@@ -280,15 +292,17 @@ class CancelationToken:
 
     async def wait_for_cancel(self) -> None:
         """Wait until the token is cancelled (returns at once if it already is)."""
-        if self._outcomes:
+        if self._requests:
             await anyio.lowlevel.checkpoint()
             return
-        event = anyio.Event()
-        registration = self._add(_EventSetter(event, current_waker()))
+        setter = _EventSetter(anyio.Event(), current_waker())
+        if self._listen(setter, _EventSetter.fire) is not None:  # cancelled meanwhile
+            await anyio.lowlevel.checkpoint()
+            return
         try:
-            await event.wait()
+            await setter.event.wait()
         finally:
-            registration.unregister()
+            self._remove(setter)
 
     def wait_sync(self, timeout: float | None = None) -> bool:
         """Block this thread until the token is cancelled or `timeout` seconds pass.
@@ -297,38 +311,47 @@ class CancelationToken:
         """
         if timeout is not None:
             check_seconds("timeout", timeout)
-        import threading  # plain threads only: not worth importing for everybody
-
-        event = threading.Event()
-        registration = self._add(_ThreadEventSetter(event))
+            if timeout > threading.TIMEOUT_MAX:  # longer than a thread can wait: no limit
+                timeout = None
+        setter = _ThreadEventSetter(threading.Event())
+        if self._listen(setter, _ThreadEventSetter.fire) is not None:
+            return True
         try:
-            return event.wait(timeout)
+            return setter.event.wait(timeout)
         finally:
-            registration.unregister()
+            self._remove(setter)
 
     def register_callback(self, callback: TokenCallback) -> CallbackRegistration:
         """Call `callback(token)` once when the token is cancelled (now, if it already is).
 
         The callback may be sync or async. From `await cancel()` it is called, and awaited,
         in the cancelling task; from `cancel_sync()` a sync callback runs in the calling
-        thread and an async one is scheduled on the event loop that registered it. An
-        exception in a callback is logged, never raised. The returned handle unregisters it.
+        thread and an async one is scheduled on the event loop that registered it. On a
+        token already cancelled, it is called at once; an async one is scheduled, and
+        `await token.register_callback(cb)` returns once it has run. An exception in a
+        callback is logged, never raised. The returned handle unregisters it.
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
-        return self._add(_UserCallback(callback, _waker_or_none()))
+        listener = _UserCallback(callback, _waker_or_none())
+        first = self._listen(listener, _UserCallback.fire)
+        if first is not None:  # cancelled already: call it now
+            listener.fire(self, first, False)
+        return CallbackRegistration(self._remove, listener, listener.ran)
 
-    def _add(self, listener: _Listener) -> CallbackRegistration:
-        registration = CallbackRegistration(self, listener)
-        self._listen(listener, registration)
-        return registration
+    def _listen(self, key: object, fire: Fire) -> Request | None:
+        """Call `fire(key, ...)` once on cancellation; `_remove(key)` undoes it.
 
-    def _listen(self, listener: _Listener, key: object) -> None:
-        """Register `listener` under `key`; `_remove(key)` undoes it."""
+        If the token is cancelled already, nothing is registered and the first request is
+        returned instead, for the caller to act on as it sees fit (in the order it chooses,
+        when it listens to several tokens).
+        """
         registrations = self._registrations
-        registrations[key] = listener
-        if self._outcomes and registrations.pop(key, None) is not None:
-            listener._fire(self, False)  # pyright: ignore[reportPrivateUsage]  # cancelled already
+        registrations[key] = fire
+        first = self._requests.first
+        if first is not None and registrations.pop(key, None) is not None:
+            return first
+        return None
 
     def _remove(self, key: object) -> bool:
         return self._registrations.pop(key, None) is not None
@@ -359,7 +382,11 @@ class LinkedCancelationToken(CancelationToken):
         if token is self:
             raise ValueError("token must be another token, got this token itself")
         check_bool("preserve_reason", preserve_reason)
-        registration = token._add(_Forward(self, preserve_reason))  # pyright: ignore[reportPrivateUsage]
+        forward = _Forward(self._take, preserve_reason)
+        first = token._listen(forward, _Forward.fire)
+        if first is not None:
+            forward.fire(token, first, False)
+        registration = CallbackRegistration(token._remove, forward)
         self._links.append(registration)
         return registration
 

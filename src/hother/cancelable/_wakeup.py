@@ -8,7 +8,6 @@ a quiet no-op.
 
 from __future__ import annotations
 
-import sys
 from _thread import get_ident
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +16,13 @@ from ._callbacks import logger
 
 if TYPE_CHECKING:  # imported lazily: importing asyncio costs more than importing anyio
     import asyncio
+
+_sniffio: Callable[[], str] | None
+try:  # what anyio asks too, when it is installed (trio needs it, so with trio it is)
+    from sniffio import current_async_library as _sniffio
+except ImportError:  # pragma: no cover - without sniffio, anyio runs asyncio only
+    _sniffio = None
+
 
 __all__ = ["LoopWaker", "current_waker", "last_waker"]
 
@@ -43,23 +49,23 @@ async def _await_logged(fn: Callable[..., Awaitable[object]], args: tuple[Any, .
 class LoopWaker:
     """A handle on one running event loop that any thread may use to run code there."""
 
-    __slots__ = ("_loop", "_trio_token", "thread_id")
+    __slots__ = ("loop", "thread_id", "trio_token")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop | None, trio_token: _TrioToken | None
     ) -> None:
-        self._loop = loop
-        self._trio_token = trio_token
+        self.loop = loop
+        self.trio_token = trio_token
         self.thread_id = get_ident()
 
     def call_soon(self, fn: Callable[..., object], *args: Any) -> bool:
         """Queue `fn(*args)` to run on the loop; False if the loop has finished."""
         try:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(_run_logged, fn, args)
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(_run_logged, fn, args)
             else:
-                assert self._trio_token is not None
-                self._trio_token.run_sync_soon(_run_logged, fn, args)
+                assert self.trio_token is not None
+                self.trio_token.run_sync_soon(_run_logged, fn, args)
         except RuntimeError:  # asyncio: loop closed; trio: RunFinishedError
             return False
         return True
@@ -69,8 +75,8 @@ class LoopWaker:
         return self.call_soon(self._spawn, fn, args)
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
-        if self._loop is not None:
-            task = self._loop.create_task(_await_logged(fn, args))
+        if self.loop is not None:
+            task = self.loop.create_task(_await_logged(fn, args))
             _detached.add(task)
             task.add_done_callback(_detached.discard)
         else:
@@ -92,6 +98,26 @@ def last_waker() -> LoopWaker | None:
     return _last
 
 
+def _running_library() -> str | None:
+    """ "asyncio", "trio" or None, as anyio tells them apart: never from `sys.modules`, where
+    another thread may be importing trio for the first time (a half-made module)."""
+    if _sniffio is not None:
+        try:
+            return _sniffio()
+        except RuntimeError:  # sniffio's AsyncLibraryNotFoundError: not in a task
+            pass  # (a loop's own callback, say), or no loop at all
+    return "asyncio" if _running_loop() is not None else None
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    import asyncio  # waits for another thread's import to finish, unlike sys.modules
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def current_waker() -> LoopWaker:
     """The waker of the event loop running in this thread (asyncio, uvloop or trio).
 
@@ -99,23 +125,22 @@ def current_waker() -> LoopWaker:
         RuntimeError: no event loop runs in this thread.
     """
     global _last
-    # A running loop has imported its library already: look, do not import.
     latest = _latest.get(get_ident())
-    trio = sys.modules.get("trio")
-    if trio is not None and trio.lowlevel.in_trio_run():
+    library = _running_library()
+    if library == "trio":
+        import trio  # running, so imported already: a lookup
+
         token = trio.lowlevel.current_trio_token()
-        if latest is not None and latest._trio_token is token:  # pyright: ignore[reportPrivateUsage]
+        if latest is not None and latest.trio_token is token:
             _last = latest
             return latest
         waker = LoopWaker(None, token)
-    else:
-        asyncio = sys.modules.get("asyncio")
-        if asyncio is None:
-            raise RuntimeError("no running event loop")
-        loop = asyncio.get_running_loop()
-        if latest is not None and latest._loop is loop:  # pyright: ignore[reportPrivateUsage]
+    elif library == "asyncio" and (loop := _running_loop()) is not None:
+        if latest is not None and latest.loop is loop:
             _last = latest
             return latest
         waker = LoopWaker(loop, None)
+    else:
+        raise RuntimeError("no running event loop")
     _latest[waker.thread_id] = _last = waker
     return waker

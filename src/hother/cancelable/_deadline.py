@@ -1,0 +1,55 @@
+"""Deadlines: when an operation must stop, readable from its loop and from any other thread."""
+
+from __future__ import annotations
+
+import time
+from _thread import get_ident
+
+import anyio
+
+from ._context import CancelationReason
+from ._request import Request
+
+__all__ = ["Deadline"]
+
+
+class Deadline:
+    """An instant on the clock of the event loop that set it, and the same on `time.monotonic()`.
+
+    The loop's clock is what its cancel scopes use (trio's clock is its own; uvloop's moves
+    in milliseconds); other threads cannot read it, so they use the monotonic twin. Made
+    on the loop's thread, as a block begins.
+    """
+
+    __slots__ = ("seconds", "thread_id", "when", "when_monotonic")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds  # the timeout it was set from, for the message
+        self.when = anyio.current_time() + seconds
+        self.when_monotonic = time.monotonic() + seconds
+        self.thread_id = get_ident()  # the loop's thread, where `when` can be read
+
+    def passed(self) -> bool:
+        """True once the instant has come, read on the right clock for the calling thread."""
+        if get_ident() == self.thread_id:
+            return anyio.current_time() >= self.when
+        return time.monotonic() >= self.when_monotonic
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the instant, 0.0 once it has passed."""
+        if get_ident() == self.thread_id:
+            left = self.when - anyio.current_time()
+        else:
+            left = self.when_monotonic - time.monotonic()
+        return max(0.0, left)
+
+    def on_this_loop(self) -> float:
+        """The same instant on the clock of the event loop running in this thread."""
+        if get_ident() == self.thread_id:
+            return self.when
+        return anyio.current_time() + (self.when_monotonic - time.monotonic())
+
+    def request(self) -> Request:
+        """The TIMEOUT request that the deadline's passing makes."""
+        return Request(CancelationReason.TIMEOUT, f"operation timed out after {self.seconds:g} s")
