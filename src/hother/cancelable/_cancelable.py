@@ -916,7 +916,11 @@ class Cancelable:
                 raise
 
     def _step(self) -> anyio.CancelScope | None:
-        """The scope one item is awaited in; None when the operation must stop first."""
+        """The scope one item is awaited in; None when the operation must stop first.
+
+        It stays the operation's scope after the step: cancelling a scope that was left
+        does nothing, and the next step looks at the requests first.
+        """
         deadline = self._deadline
         if not self._requests and deadline is not None and deadline.passed():
             self._ask(deadline.request(), True)
@@ -926,9 +930,6 @@ class Cancelable:
             deadline=_INF if deadline is None else deadline.when
         )
         return scope
-
-    def _step_done(self) -> None:
-        self._scope = None
 
     async def _end_steps(
         self, exc: BaseException | None, cancelled: bool = False
@@ -954,14 +955,20 @@ class Cancelable:
         self._disarm()
         self._waker = None
 
-    def _join_stream(self, stream: CancelableAsyncIterator[Any]) -> Requests | None:
-        """A stream begins inside the block: closed at its end; the requests, to watch."""
+    def _join_stream(
+        self, stream: CancelableAsyncIterator[Any]
+    ) -> tuple[Requests, Callable[[], None]] | None:
+        """A stream begins inside the block, which closes it as it ends.
+
+        Returns the requests, to watch between items, and what cancels the block's scope
+        when one came meanwhile; None when no block runs the operation.
+        """
         if self._stepped or self._context.status is not OperationStatus.RUNNING:
             return None
         if self._streams is None:
             self._streams = []
         self._streams.append(stream)
-        return self._requests
+        return self._requests, self._trip
 
     # -- inside the block ----------------------------------------------------------------------
 

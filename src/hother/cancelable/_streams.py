@@ -8,9 +8,9 @@ returning.
 
 A stream is part of the operation it runs in or runs, so it uses a few of the operation's
 private methods, each marked where it is called: `_join_stream` (inside a block: the
-operation's requests, watched per item, and `_trip` when one came meanwhile), and the life of
-an operation run item by item (`_begin_steps`, `_step`, `_step_done`, `_end_steps`,
-`_abandon_steps`).
+operation's requests, watched per item, and the way to cancel its scope when one came
+meanwhile), and the life of an operation run item by item (`_begin_steps`, `_step`,
+`_end_steps`, `_abandon_steps`).
 """
 
 from __future__ import annotations
@@ -147,9 +147,10 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     async def _items_inside(self) -> AsyncGenerator[T]:
         """The hot path: a few stores per item, on local names."""
         operation = self._operation
-        requests = operation._join_stream(self)  # pyright: ignore[reportPrivateUsage]
-        if requests is None:
+        joined = operation._join_stream(self)  # pyright: ignore[reportPrivateUsage]  # see the module's docstring
+        if joined is None:
             raise _refused(operation)
+        requests, trip = joined
         self._bind()
         partial, buffer, interval = self._partial, self._buffer, self._interval
         count = 0
@@ -165,7 +166,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
                 if requests:
                     # Requested while the source gave items without a checkpoint (from a
                     # thread, a signal handler, the loop body): land it before the next item.
-                    operation._trip()  # pyright: ignore[reportPrivateUsage]
+                    trip()
                     await anyio.lowlevel.checkpoint()
         except BaseException:  # from the source, a cancellation, or GeneratorExit: left early
             self._end(completed=False)
@@ -197,12 +198,12 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         status = operation.context.status
         if status is not OperationStatus.PENDING:
             raise _refused(operation)
-        await operation._begin_steps()  # pyright: ignore[reportPrivateUsage]
+        await operation._begin_steps()  # pyright: ignore[reportPrivateUsage]  # it runs the operation
         self._bind()
 
     async def _step(self) -> T:
         operation = self._operation
-        scope = operation._step()  # pyright: ignore[reportPrivateUsage]
+        scope = operation._step()  # pyright: ignore[reportPrivateUsage]  # it runs the operation
         if scope is None:  # asked to stop, or its deadline passed, since the last item
             return await self._stop_cancelled()
         item: T | None = None
@@ -217,8 +218,6 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
             self._end(completed=False)
             await self._end_run(exc)
             raise
-        finally:
-            operation._step_done()  # pyright: ignore[reportPrivateUsage]
         if scope.cancelled_caught:  # the operation's own cancellation ended this step
             return await self._stop_cancelled()
         item = cast("T", item)
@@ -241,13 +240,17 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
 
         A source whose `finally` raises ends it with that instead, and that leaves the loop.
         """
-        operation = self._operation
+        failed: BaseException | None = None
         try:
             await self._close_source()
-        except BaseException as failed:
-            await operation._end_steps(failed)  # pyright: ignore[reportPrivateUsage]
-            raise
-        return await operation._end_steps(exc, cancelled)  # pyright: ignore[reportPrivateUsage]
+        except BaseException as error:
+            failed = error
+        if failed is not None:
+            exc, cancelled = failed, False
+        error = await self._operation._end_steps(exc, cancelled)  # pyright: ignore[reportPrivateUsage]  # it runs the operation
+        if failed is not None:
+            raise failed
+        return error
 
     # -- the end ------------------------------------------------------------------------------
 
@@ -305,7 +308,7 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         # Dropped mid-way without aclose(): at least release the tokens it listened to.
         operation = getattr(self, "_operation", None)
         if operation is not None and self._started and not self._closed:
-            operation._abandon_steps()  # pyright: ignore[reportPrivateUsage]
+            operation._abandon_steps()  # pyright: ignore[reportPrivateUsage]  # it ran the operation
 
 
 def _refused(operation: Cancelable) -> RuntimeError:

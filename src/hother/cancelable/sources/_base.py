@@ -113,7 +113,7 @@ def attach_all(sources: Iterable[CancelationSource], sink: Sink) -> None:
     attached: list[CancelationSource] = []
     try:
         for source in sources:
-            source._attach(sink)  # pyright: ignore[reportPrivateUsage]
+            source._attach(sink)  # pyright: ignore[reportPrivateUsage]  # the hook sources extend
             attached.append(source)
     except BaseException:
         detach_all(attached)
@@ -124,6 +124,6 @@ def detach_all(sources: Iterable[CancelationSource]) -> None:
     """Detach every source; one that fails to is logged and the others still are."""
     for source in sources:
         try:
-            source._detach()  # pyright: ignore[reportPrivateUsage]
+            source._detach()  # pyright: ignore[reportPrivateUsage]  # the hook sources extend
         except Exception:
             logger().exception("hother.cancelable: detaching %r failed", source)

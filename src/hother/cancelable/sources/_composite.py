@@ -65,7 +65,7 @@ class _Group(CancelationSource):
     async def watch(self) -> None:
         async with anyio.create_task_group() as task_group:
             for member in self.sources:
-                task_group.start_soon(member._run)  # pyright: ignore[reportPrivateUsage]
+                task_group.start_soon(member._run)
 
     def _attach(self, sink: Sink) -> None:
         super()._attach(sink)
