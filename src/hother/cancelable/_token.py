@@ -348,9 +348,9 @@ class CancelationToken:
         """
         registrations = self._registrations
         registrations[key] = fire
-        first = self._requests.first
-        if first is not None and registrations.pop(key, None) is not None:
-            return first
+        requests = self._requests
+        if requests and registrations.pop(key, None) is not None:
+            return requests[0]
         return None
 
     def _remove(self, key: object) -> bool:

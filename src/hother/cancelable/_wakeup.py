@@ -17,11 +17,12 @@ from ._callbacks import logger
 if TYPE_CHECKING:  # imported lazily: importing asyncio costs more than importing anyio
     import asyncio
 
-_sniffio: Callable[[], str] | None
-try:  # what anyio asks too, when it is installed (trio needs it, so with trio it is)
-    from sniffio import current_async_library as _sniffio
-except ImportError:  # pragma: no cover - without sniffio, anyio runs asyncio only
-    _sniffio = None
+# Which library runs in this thread, as anyio tells them apart: never from `sys.modules`,
+# where another thread may be importing trio for the first time (a half-made module).
+try:  # trio names itself here for the length of its run (sniffio comes with trio)
+    from sniffio import thread_local as _running_here
+except ImportError:  # pragma: no cover - without sniffio there is no trio
+    _running_here = None
 
 
 __all__ = ["LoopWaker", "current_waker", "last_waker"]
@@ -98,24 +99,16 @@ def last_waker() -> LoopWaker | None:
     return _last
 
 
-def _running_library() -> str | None:
-    """ "asyncio", "trio" or None, as anyio tells them apart: never from `sys.modules`, where
-    another thread may be importing trio for the first time (a half-made module)."""
-    if _sniffio is not None:
-        try:
-            return _sniffio()
-        except RuntimeError:  # sniffio's AsyncLibraryNotFoundError: not in a task
-            pass  # (a loop's own callback, say), or no loop at all
-    return "asyncio" if _running_loop() is not None else None
+_asyncio: Any = None  # the module, once imported: a global is cheaper than an import
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
-    import asyncio  # waits for another thread's import to finish, unlike sys.modules
+    global _asyncio
+    if _asyncio is None:
+        import asyncio  # waits for another thread's import to finish, unlike sys.modules
 
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+        _asyncio = asyncio
+    return _asyncio._get_running_loop()
 
 
 def current_waker() -> LoopWaker:
@@ -126,8 +119,7 @@ def current_waker() -> LoopWaker:
     """
     global _last
     latest = _latest.get(get_ident())
-    library = _running_library()
-    if library == "trio":
+    if _running_here is not None and getattr(_running_here, "name", None) == "trio":
         import trio  # running, so imported already: a lookup
 
         token = trio.lowlevel.current_trio_token()
@@ -135,12 +127,13 @@ def current_waker() -> LoopWaker:
             _last = latest
             return latest
         waker = LoopWaker(None, token)
-    elif library == "asyncio" and (loop := _running_loop()) is not None:
+    else:
+        loop = _running_loop() if _asyncio is None else _asyncio._get_running_loop()
+        if loop is None:
+            raise RuntimeError("no running event loop")
         if latest is not None and latest.loop is loop:
             _last = latest
             return latest
         waker = LoopWaker(loop, None)
-    else:
-        raise RuntimeError("no running event loop")
     _latest[waker.thread_id] = _last = waker
     return waker
