@@ -162,7 +162,8 @@ class Case:
     awaited: bool = False  # the entry point is a coroutine function
 
     def param(self) -> Any:
-        return pytest.param(self, id=f"{self.entry}-{self.argument}={self.shown}")
+        shown = "10**400" if self.value is HUGE else self.shown
+        return pytest.param(self, id=f"{self.entry}-{self.argument}={shown}")
 
 
 CASES: list[Case] = []
@@ -204,6 +205,8 @@ NEGATIVE_NAN_INF: list[tuple[Any, type[Exception]]] = [
     (-math.inf, ValueError),
 ]
 NOT_NUMBERS: list[tuple[Any, type[Exception]]] = [("1", TypeError), (True, TypeError)]
+# Finite, but beyond any float: refused like infinity, not let out as an OverflowError.
+HUGE = 10**400
 
 
 def durations(
@@ -214,10 +217,14 @@ def durations(
     zero_ok: bool = False,
     none_ok: bool = False,
     timedelta_ok: bool = False,
+    huge_ok: bool = False,
     awaited: bool = False,
 ) -> None:
-    """Seconds: negative, NaN, infinite, not a number (and zero, None, timedeltas if refused)."""
+    """Seconds: negative, NaN, infinite, not a number (and zero, None, timedeltas if refused),
+    and a whole number beyond any float unless it is accepted (`huge_ok`)."""
     values = [*NEGATIVE_NAN_INF, *NOT_NUMBERS, ([1], TypeError)]
+    if not huge_ok:
+        values.append((HUGE, ValueError))
     if not zero_ok:
         values += [(0, ValueError), (0.0, ValueError)]
     if not none_ok:
@@ -460,6 +467,7 @@ durations(
     lambda env, v: env.token.wait_sync(v),
     zero_ok=True,
     none_ok=True,
+    huge_ok=True,  # it waits: tests/test_token.py::test_wait_sync_longer_than_threads_can_wait...
 )
 callables(
     "CancelationToken.register_callback", "callback", lambda env, v: env.token.register_callback(v)

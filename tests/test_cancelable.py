@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 import weakref
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from hother.cancelable import (
     CancelationError,
     CancelationReason,
     CancelationToken,
+    ConditionCancelation,
     ManualCancelation,
     OperationContext,
     OperationStatus,
@@ -305,6 +307,72 @@ async def test_request_after_the_deadline_expired_reports_the_timeout() -> None:
             await token.cancel()  # later than the deadline
             await anyio.sleep(10)
     assert cancel.context.cancel_reason is CancelationReason.TIMEOUT
+
+
+async def pause() -> None:
+    """Let the clock move on, shielded, so two requests are apart on any clock (Windows' too)."""
+    with anyio.CancelScope(shield=True):
+        await anyio.sleep(0.02)
+
+
+@pytest.mark.parametrize("entered", ["before the requests", "after the requests"])
+async def test_the_first_token_cancelled_wins_whatever_the_order_of_the_members(
+    entered: str,
+) -> None:
+    listed_first, listed_second = CancelationToken(), CancelationToken()
+    combined = Cancelable.with_token(listed_first).combine(Cancelable.with_token(listed_second))
+
+    async def request_second_then_first() -> None:
+        assert await listed_second.cancel(CancelationReason.TIMEOUT, "asked first")
+        await pause()
+        assert await listed_first.cancel(CancelationReason.MANUAL, "asked second")
+
+    if entered == "after the requests":
+        await request_second_then_first()
+    with pytest.raises(TimeoutCancelation, match="asked first"):
+        async with combined:
+            if entered == "before the requests":
+                await request_second_then_first()
+            await anyio.sleep(10)
+    assert combined.context.cancel_reason is CancelationReason.TIMEOUT
+    assert combined.context.cancel_message == "asked first"
+
+
+async def test_a_request_to_the_pending_operation_itself_stays_its_first() -> None:
+    first, second = CancelationToken(), CancelationToken()
+    combined = Cancelable.with_token(first).combine(Cancelable.with_token(second))
+    assert await combined.cancel(CancelationReason.CONDITION, "own request")
+    await pause()
+    await second.cancel(CancelationReason.TIMEOUT, "token, later")
+    await first.cancel(CancelationReason.MANUAL, "token, later still")
+    with pytest.raises(ConditionCancelation, match="own request"):
+        async with combined:
+            await anyio.sleep(10)
+    assert combined.context.cancel_reason is CancelationReason.CONDITION
+
+
+@pytest.mark.parametrize("first", ["the parent", "the token"])
+async def test_a_parent_and_a_token_cancelled_before_entry_count_by_time(first: str) -> None:
+    parent = Cancelable(name="job")
+    token = CancelationToken()
+    requests = [
+        lambda: parent.cancel(message="job dropped"),
+        lambda: token.cancel(CancelationReason.TIMEOUT, "token cancelled"),
+    ]
+    if first == "the token":
+        requests.reverse()
+    for index, request in enumerate(requests):
+        if index:
+            await pause()
+        assert await request()
+    expected = ParentCancelation if first == "the parent" else TimeoutCancelation
+    with pytest.raises(expected):
+        async with Cancelable.with_token(token, parent=parent) as child:
+            await anyio.sleep(10)
+    if first == "the parent":
+        assert child.context.cancel_reason is CancelationReason.PARENT
+    else:
+        assert child.context.cancel_message == "token cancelled"
 
 
 # -- rows 7 and 8: parents and enclosing scopes ---------------------------------------------
@@ -703,6 +771,192 @@ async def test_own_token_reflects_the_operation() -> None:
     assert token.reason is CancelationReason.TIMEOUT
     with pytest.raises(TimeoutCancelation):
         token.check()
+
+
+# -- the operation's own token (SPEC section 7) -----------------------------------------------
+
+OWN_TOKEN_CANCELS = ["await cancel()", "cancel_sync() on the loop", "cancel_sync() from a thread"]
+
+
+async def cancel_token(
+    how: str,
+    token: CancelationToken,
+    reason: CancelationReason = CancelationReason.MANUAL,
+    message: str | None = None,
+) -> bool:
+    """Cancel `token` the way `how` says; what the call returned."""
+    if how == "await cancel()":
+        return await token.cancel(reason, message)
+    if how == "cancel_sync() on the loop":
+        return token.cancel_sync(reason, message)
+    returned: list[bool] = []
+    thread = threading.Thread(target=lambda: returned.append(token.cancel_sync(reason, message)))
+    thread.start()
+    thread.join(5)
+    [result] = returned
+    return result
+
+
+@pytest.mark.parametrize("how", OWN_TOKEN_CANCELS)
+async def test_cancelling_the_operation_token_cancels_the_operation(how: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(ManualCancelation) as info:
+        async with Cancelable() as cancel:
+            assert await cancel_token(how, cancel.token, message="via the token")
+            assert cancel.is_cancelled
+            await anyio.sleep(10)
+    assert time.monotonic() - start < PROMPT
+    assert_unchained(info.value)
+    assert info.value.message == "via the token"
+    assert info.value.context is cancel.context
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.MANUAL
+    assert cancel.context.cancel_message == "via the token"
+
+
+@pytest.mark.parametrize(
+    ("reason", "error_type"),
+    [
+        (CancelationReason.TIMEOUT, TimeoutCancelation),
+        (CancelationReason.CONDITION, ConditionCancelation),
+        (CancelationReason.ERROR, CancelationError),
+    ],
+)
+async def test_the_operation_token_cancels_with_the_exception_for_its_reason(
+    reason: CancelationReason, error_type: type[CancelationError]
+) -> None:
+    with pytest.raises(error_type) as info:
+        async with Cancelable() as cancel:
+            assert await cancel.token.cancel(reason, "why")
+            await anyio.sleep(10)
+    assert info.value.reason is reason
+    assert info.value.message == "why"
+    assert (cancel.context.cancel_reason, cancel.context.cancel_message) == (reason, "why")
+
+
+@pytest.mark.parametrize("how", OWN_TOKEN_CANCELS)
+async def test_cancelling_the_operation_token_without_raising_ends_the_block_quietly(
+    how: str,
+) -> None:
+    reached: list[str] = []
+    async with Cancelable(raise_on_cancel=False) as cancel:
+        assert await cancel_token(how, cancel.token, message="quietly")
+        await anyio.sleep(10)
+        reached.append("after the sleep")
+    assert reached == []
+    assert cancel.is_cancelled
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_reason is CancelationReason.MANUAL
+    assert cancel.context.cancel_message == "quietly"
+
+
+async def test_cancelling_the_operation_token_leaves_a_shared_token_and_its_operations_alone() -> (
+    None
+):
+    shared = CancelationToken()
+    operations: dict[str, Cancelable] = {}
+    outcomes: list[BaseException] = []
+    seen_meanwhile: list[tuple[bool, bool, bool]] = []
+    other_entered, release = anyio.Event(), anyio.Event()
+
+    async def other_operation() -> None:
+        async with Cancelable.with_token(shared) as other:
+            operations["other"] = other
+            other_entered.set()
+            await release.wait()
+
+    async def this_operation() -> None:
+        await other_entered.wait()
+        try:
+            async with Cancelable.with_token(shared) as cancel:
+                operations["this"] = cancel
+                assert cancel.token is not shared
+                assert await cancel.token.cancel(message="this one only")
+                await anyio.sleep(10)
+        except ManualCancelation as err:
+            outcomes.append(err)
+        other = operations["other"]
+        seen_meanwhile.append((shared.is_cancelled, other.is_running, other.is_cancelled))
+        release.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other_operation)
+        tg.start_soon(this_operation)
+    assert [(type(err), str(err)) for err in outcomes] == [(ManualCancelation, "this one only")]
+    assert operations["this"].context.status is OperationStatus.CANCELLED
+    # Meanwhile the shared token was not cancelled and the other operation ran on:
+    assert seen_meanwhile == [(False, True, False)]
+    assert operations["other"].context.status is OperationStatus.COMPLETED
+    assert shared.callback_count == 0
+
+
+@pytest.mark.parametrize("how", OWN_TOKEN_CANCELS)
+async def test_cancelling_the_operation_token_before_entry_cancels_the_block_as_it_starts(
+    how: str,
+) -> None:
+    cancel = Cancelable()
+    assert await cancel_token(how, cancel.token, message="early")
+    reached: list[str] = []
+    with pytest.raises(ManualCancelation, match="early"):
+        async with cancel:
+            await anyio.lowlevel.checkpoint()
+            reached.append("after the first checkpoint")
+    assert reached == []
+    assert cancel.context.status is OperationStatus.CANCELLED
+    assert cancel.context.cancel_message == "early"
+
+
+@pytest.mark.parametrize("taken", ["in the block", "after the block"])
+@pytest.mark.parametrize("ending", [OperationStatus.COMPLETED, OperationStatus.FAILED])
+async def test_cancelling_the_operation_token_after_the_block_ended_is_refused(
+    ending: OperationStatus, taken: str
+) -> None:
+    failed = ending is OperationStatus.FAILED
+    tokens: list[CancelationToken] = []
+    with pytest.raises(ValueError, match="body failed") if failed else nullcontext():
+        async with Cancelable() as cancel:
+            if taken == "in the block":
+                tokens.append(cancel.token)
+            await anyio.lowlevel.checkpoint()
+            if failed:
+                raise ValueError("body failed")
+    token = tokens[0] if tokens else cancel.token
+    assert await token.cancel(message="too late") is False  # as cancel.cancel() is refused
+    assert token.cancel_sync(message="too late") is False
+    assert await cancel.cancel(message="too late") is False
+    assert not token.is_cancelled
+    assert token.reason is None
+    assert not cancel.is_cancelled
+    assert cancel.context.status is ending
+    assert (cancel.context.cancel_reason, cancel.context.cancel_message) == (None, None)
+
+
+async def test_a_child_is_cancelled_when_its_parents_token_is_cancelled() -> None:
+    outcomes: list[BaseException] = []
+    child_entered = anyio.Event()
+
+    async def child(parent: Cancelable) -> None:
+        try:
+            async with Cancelable(parent=parent):
+                child_entered.set()
+                await anyio.sleep(10)
+        except CancelationError as err:
+            outcomes.append(err)
+
+    start = time.monotonic()
+    # The task group is entered first: it is outside the parent's block.
+    async with anyio.create_task_group() as tg, Cancelable(raise_on_cancel=False) as job:
+        tg.start_soon(child, job)
+        await child_entered.wait()
+        assert await job.token.cancel(message="job dropped")
+        await anyio.sleep(10)
+    assert job.context.status is OperationStatus.CANCELLED
+    assert job.context.cancel_message == "job dropped"
+    assert [type(err) for err in outcomes] == [ParentCancelation]
+    outcome = outcomes[0]
+    assert isinstance(outcome, ParentCancelation)
+    assert outcome.parent_id == job.operation_id
+    assert time.monotonic() - start < PROMPT
 
 
 # -- tokens across loops and threads ---------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import threading
 import time
@@ -184,6 +185,62 @@ def test_a_source_raising_an_interrupt_stops_the_run_with_that_interrupt(
     gc.collect()
     assert operations[0].context.is_terminal
     assert OperationRegistry.get_instance().list_operations_sync() == []
+    assert signal.getsignal(signal.SIGUSR1) is previous
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(KeyboardInterrupt, id="KeyboardInterrupt"),
+        pytest.param(lambda: SystemExit(3), id="SystemExit(3)"),
+    ],
+)
+def test_an_interrupt_from_on_start_undoes_the_entry(
+    anyio_backend: Any, make: Callable[[], BaseException]
+) -> None:
+    # A run of its own: an entry left half done breaks the run it happened in (trio ends it
+    # with TrioInternalError), which must not be the test runner's shared loop.
+    backend, options = anyio_backend
+    interrupt = make()
+    token = CancelationToken()
+    previous = signal.getsignal(signal.SIGUSR1)
+    registry = OperationRegistry.get_instance()
+    body: list[str] = []
+
+    def interrupting(context: OperationContext) -> None:
+        raise interrupt
+
+    async def main() -> None:
+        operation = (
+            Cancelable.with_timeout(5, register_globally=True)
+            .combine(Cancelable.with_token(token))
+            .add_source(SignalSource(signal.SIGUSR1))
+            .on_start(interrupting)
+        )
+        try:
+            with pytest.raises(type(interrupt)) as caught:
+                async with operation:
+                    body.append("ran")
+            assert caught.value is interrupt
+            assert body == []
+            # As if the body had raised it at its first line:
+            assert not operation.is_running
+            assert operation.context.status is OperationStatus.FAILED
+            assert operation.context.error == str(interrupt)
+            # and nothing of the entry is left:
+            assert current_operation() is None
+            assert registry.get_operation_sync(operation.operation_id) is None
+            assert token.callback_count == 0
+            assert signal.getsignal(signal.SIGUSR1) is previous
+        finally:
+            if operation.is_running:  # left set up: undo it, for the tests after this one
+                await operation.__aexit__(None, None, None)
+        with pytest.raises(SignalCancelation):  # the signal works as usual afterwards
+            async with Cancelable.with_signal(signal.SIGUSR1):
+                os.kill(os.getpid(), signal.SIGUSR1)
+                await anyio.sleep(10)
+
+    anyio.run(main, backend=backend, backend_options=options)  # ends normally
     assert signal.getsignal(signal.SIGUSR1) is previous
 
 

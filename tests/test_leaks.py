@@ -7,6 +7,9 @@ and no task is left. The default run does 1,000 + 10,000 cycles per factory and 
 `pytest -m slow` 10,000 + 100,000; with_condition, which starts a task per block, and the
 cancelled blocks run 10x fewer.
 
+Requests that change nothing (a token or an operation cancelled again and again) must cost
+nothing to keep either: tens of thousands of them leave memory flat.
+
 Each block awaits one checkpoint, as real work does: without any, the backend's cancelled timers
 (asyncio's, uvloop's and trio's) pile up until the loop runs again, with a bare `anyio.CancelScope`
 as much as with a Cancelable.
@@ -17,13 +20,14 @@ from __future__ import annotations
 import gc
 import tracemalloc
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import anyio
 import anyio.lowlevel
 import pytest
 
-from hother.cancelable import Cancelable, CancelationToken, ManualCancelation
+from hother.cancelable import Cancelable, CancelationReason, CancelationToken, ManualCancelation
 
 WARM_UP, CYCLES = 1_000, 10_000
 SLOW_WARM_UP, SLOW_CYCLES = 10_000, 100_000
@@ -127,3 +131,76 @@ async def test_a_hundred_thousand_cycles_keep_memory_flat_and_leave_nothing(
     factory: Factory,
 ) -> None:
     await check_cycles(factory, SLOW_WARM_UP, SLOW_CYCLES)
+
+
+# -- requests that change nothing cost nothing to keep -------------------------------------------
+
+IGNORED = 50_000  # requests after the first, each ignored
+IGNORED_AWAITED = 5_000  # fewer: each is a coroutine
+
+
+@contextmanager
+def traced_growth() -> Iterator[Callable[[], int]]:
+    """`growth()`: bytes allocated and still alive since the block began, after a collection."""
+    tracing = tracemalloc.is_tracing()  # under `python -X tracemalloc`, keep it running
+    if not tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        start = tracemalloc.get_traced_memory()[0]
+
+        def growth() -> int:
+            gc.collect()
+            return tracemalloc.get_traced_memory()[0] - start
+
+        yield growth
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+
+
+async def ignored_requests(target: str, operation: Cancelable, token: CancelationToken) -> None:
+    """Request again and again what was requested already: `target` says whom, and how."""
+    if target == "token.cancel_sync()":
+        for _ in range(IGNORED):
+            token.cancel_sync(CancelationReason.TIMEOUT, "ignored")
+    elif target == "await token.cancel()":
+        for _ in range(IGNORED_AWAITED):
+            await token.cancel(CancelationReason.TIMEOUT, "ignored")
+    elif target == "cancel.cancel_sync()":
+        for _ in range(IGNORED):
+            operation.cancel_sync(CancelationReason.TIMEOUT, "ignored")
+    elif target == "await cancel.cancel()":
+        for _ in range(IGNORED_AWAITED):
+            await operation.cancel(CancelationReason.TIMEOUT, "ignored")
+    else:
+        assert target == "cancel.token.cancel_sync()"
+        for _ in range(IGNORED):
+            operation.token.cancel_sync(CancelationReason.TIMEOUT, "ignored")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "token.cancel_sync()",
+        "await token.cancel()",
+        "cancel.cancel_sync()",
+        "await cancel.cancel()",
+        "cancel.token.cancel_sync()",
+    ],
+)
+async def test_ignored_cancel_requests_cost_nothing_to_keep(target: str) -> None:
+    token = CancelationToken()
+    assert token.cancel_sync(message="first")
+    async with Cancelable(raise_on_cancel=False) as cancel:
+        assert cancel.cancel_sync(message="first")
+        await ignored_requests(target, cancel, token)  # warm-up, untraced
+        with traced_growth() as growth:
+            await ignored_requests(target, cancel, token)  # not a checkpoint: no loop turn
+            grown = growth()
+        assert grown < ALLOWANCE, f"{grown} bytes kept for requests that were ignored"
+    assert (token.reason, token.message) == (CancelationReason.MANUAL, "first")
+    assert (cancel.context.cancel_reason, cancel.context.cancel_message) == (
+        CancelationReason.MANUAL,
+        "first",
+    )

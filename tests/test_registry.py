@@ -246,6 +246,20 @@ async def test_cleanup_completed_takes_seconds_too(registry: OperationRegistry) 
     assert await registry.get_history() == []
 
 
+@pytest.mark.parametrize(
+    "older_than", [1e11, 10**400, timedelta.max], ids=["1e11 s", "10**400 s", "timedelta.max"]
+)
+async def test_cleanup_completed_with_an_age_no_record_can_have_removes_nothing(
+    registry: OperationRegistry, older_than: float | timedelta
+) -> None:
+    async with Cancelable(register_globally=True):
+        pass
+    assert registry.cleanup_completed_sync(older_than) == 0  # nothing ended that long ago
+    assert await registry.cleanup_completed(older_than) == 0
+    [kept] = registry.get_history_sync()
+    assert kept.status is OperationStatus.COMPLETED
+
+
 async def test_a_stream_running_its_own_operation_is_listed_while_it_streams(
     registry: OperationRegistry,
 ) -> None:

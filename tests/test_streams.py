@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any
 
@@ -18,6 +18,7 @@ from hother.cancelable import (
     CancelationReason,
     CancelationToken,
     ManualCancelation,
+    OperationRegistry,
     OperationStatus,
     SignalCancelation,
     TimeoutCancelation,
@@ -193,6 +194,95 @@ async def test_source_that_raises() -> None:
                 pass
     assert cancel.context.partial_result == {"count": 2, "buffer": [1, 2], "completed": False}
     assert cancel.context.error == "connection reset"
+
+
+# -- a source whose `finally` raises as it is closed ---------------------------------------------
+
+
+async def failing_cleanup() -> AsyncIterator[int]:
+    """Gives items without awaiting (a cancellation lands in the loop body, not here); its
+    cleanup raises."""
+    try:
+        for index in range(1_000_000):
+            yield index
+    finally:
+        raise RuntimeError("cleanup failed")
+
+
+@pytest.fixture
+def registry() -> Iterator[OperationRegistry]:
+    instance = OperationRegistry.get_instance()
+    instance.clear_all_sync()
+    yield instance
+    instance.clear_all_sync()
+
+
+def watched(operation: Cancelable, events: list[Any]) -> Cancelable:
+    return (
+        operation.on_complete(lambda context: events.append("complete"))
+        .on_cancel(lambda context: events.append("cancel"))
+        .on_error(lambda context, error: events.append(error))
+    )
+
+
+@pytest.mark.parametrize("left_by", ["break", "its timeout"])
+async def test_a_source_failing_as_the_block_closes_it_fails_the_block_and_still_ends_it(
+    registry: OperationRegistry, left_by: str
+) -> None:
+    token = CancelationToken()
+    events: list[Any] = []
+    timeout = 0.05 if left_by == "its timeout" else 5
+    operation = watched(
+        Cancelable.with_timeout(timeout, register_globally=True).combine(
+            Cancelable.with_token(token)
+        ),
+        events,
+    )
+    with pytest.raises(RuntimeError, match="cleanup failed") as info:
+        async with operation as cancel:
+            async for item in cancel.stream(failing_cleanup()):
+                if left_by == "break" and item == 2:
+                    break
+                if left_by == "its timeout":
+                    await anyio.sleep(10)  # the deadline passes here, in the loop body
+    # What closing the source raised left the block, and decided its status like the body's:
+    assert operation.context.status is OperationStatus.FAILED
+    assert operation.context.error == "cleanup failed"
+    assert events == [info.value]  # on_error, once; nothing else
+    assert not operation.is_running
+    assert registry.get_operation_sync(operation.operation_id) is None
+    assert token.callback_count == 0
+
+
+async def test_a_source_failing_as_its_own_stream_closes_it_at_the_deadline_still_ends_it(
+    registry: OperationRegistry,
+) -> None:
+    token = CancelationToken()
+    events: list[Any] = []
+    operation = watched(
+        Cancelable.with_timeout(0.02, register_globally=True).combine(Cancelable.with_token(token)),
+        events,
+    )
+    with pytest.raises(RuntimeError, match="cleanup failed") as info:
+        async for _ in operation.stream(failing_cleanup()):  # run by the stream, no block
+            await anyio.sleep(0.1)  # the deadline passes between two items
+    assert operation.context.status is OperationStatus.FAILED
+    assert operation.context.error == "cleanup failed"
+    assert events == [info.value]
+    assert not operation.is_running
+    assert registry.get_operation_sync(operation.operation_id) is None
+    assert token.callback_count == 0
+
+
+async def test_cancelable_streams_whose_source_fails_to_close_let_go_of_a_long_lived_token() -> (
+    None
+):
+    long_lived = CancelationToken()
+    for _ in range(20):
+        with pytest.raises(RuntimeError, match="cleanup failed"):
+            async for _ in cancelable_stream(failing_cleanup(), timeout=0.01, token=long_lived):
+                await anyio.sleep(0.03)  # the deadline passes between two items
+    assert long_lived.callback_count == 0
 
 
 async def test_buffer_keeps_the_newest_items_up_to_its_bound() -> None:

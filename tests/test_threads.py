@@ -193,15 +193,42 @@ async def test_bridge_runs_callbacks_on_the_loop_without_start() -> None:
     assert ran[0] != loop_thread  # the sync callback got the thread's ident as its argument
 
 
-async def test_bridge_start_binds_and_waits_like_0_11() -> None:
+def run_an_operation_in_another_loop(backend_name: str) -> None:
+    """Make a loop that is gone by the time this returns the one the library ran on last."""
+
+    async def one_operation() -> None:
+        async with Cancelable():
+            pass
+
+    anyio.run(one_operation, backend=backend_name)
+
+
+async def test_bridge_start_binds_and_waits_like_0_11(backend_name: str) -> None:
+    # The library's latest loop is another one, finished: only start() can bind the bridge here.
+    await anyio.to_thread.run_sync(run_an_operation_in_another_loop, backend_name)
+    bridge = AnyioBridge()  # bound to no loop yet
+    returned: list[str] = []
+    ran_on: list[int] = []
     done = anyio.Event()
+
+    async def start() -> None:
+        await bridge.start()
+        returned.append("start() returned")
+
+    def on_loop() -> None:
+        ran_on.append(threading.get_ident())
+        done.set()
+
     async with anyio.create_task_group() as tg:
-        tg.start_soon(AnyioBridge.get_instance().start)
-        await anyio.lowlevel.checkpoint()
-        await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
+        tg.start_soon(start)
+        await anyio.wait_all_tasks_blocked()  # start() ran up to where it waits
+        assert await anyio.to_thread.run_sync(bridge.call_soon_threadsafe, on_loop) is True
         with anyio.fail_after(2):
             await done.wait()
+        assert ran_on == [threading.get_ident()]  # bound to this loop by start()
+        assert returned == []  # and still waiting, as in 0.11, until cancelled
         tg.cancel_scope.cancel()
+    assert returned == []
 
 
 async def test_the_operations_token_wait_sync_wakes_at_the_deadline() -> None:
@@ -210,6 +237,38 @@ async def test_the_operations_token_wait_sync_wakes_at_the_deadline() -> None:
         async with Cancelable.with_timeout(0.05) as cancel:
             assert await cancel.run_in_thread(cancel.token.wait_sync, 5) is True
     assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize(
+    ("deadline", "timeout"),
+    [
+        pytest.param(None, 1e30, id="wait_sync(1e30)"),
+        pytest.param(None, 10**400, id="wait_sync(10**400)"),
+        pytest.param(1e10, None, id="a deadline 1e10 s away, wait_sync()"),
+    ],
+)
+async def test_the_operations_token_wait_sync_longer_than_threads_can_wait_simply_waits(
+    deadline: float | None, timeout: float | None
+) -> None:
+    woken: list[bool] = []
+
+    def wait() -> None:
+        operation = current_operation()
+        assert operation is not None
+        woken.append(operation.token.wait_sync(timeout))
+
+    operation = Cancelable() if deadline is None else Cancelable.with_timeout(deadline)
+    timer = threading.Timer(0.05, operation.cancel_sync, kwargs={"message": "from a thread"})
+    start = time.monotonic()
+    try:
+        with pytest.raises(ManualCancelation, match="from a thread"):
+            async with operation:
+                timer.start()
+                await operation.run_in_thread(wait)
+    finally:
+        timer.cancel()
+    assert woken == [True]
+    assert time.monotonic() - start < 2
 
 
 async def test_is_cancelled_sees_the_deadline_from_a_worker_thread() -> None:
@@ -257,10 +316,17 @@ async def test_a_bridge_bound_to_a_finished_loop_falls_back_to_the_latest(
 
     await anyio.to_thread.run_sync(bind_in_another_loop)  # that loop is gone now
     done = anyio.Event()
+    ran_on: list[int] = []
+
+    def on_loop() -> None:
+        ran_on.append(threading.get_ident())
+        done.set()
+
     async with Cancelable():  # the latest operation's loop is this one
-        await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
+        assert await anyio.to_thread.run_sync(call_soon_threadsafe, on_loop) is True
         with anyio.fail_after(2):
             await done.wait()
+    assert ran_on == [threading.get_ident()]  # run on this loop, the latest one
 
 
 async def test_a_bridge_falls_back_to_the_loop_of_the_latest_token_callback_too(
@@ -276,9 +342,16 @@ async def test_a_bridge_falls_back_to_the_loop_of_the_latest_token_callback_too(
     await anyio.to_thread.run_sync(operation_in_another_loop)  # that loop is gone now
     registration = CancelationToken().register_callback(lambda token: None)  # on this loop
     done = anyio.Event()
-    await anyio.to_thread.run_sync(call_soon_threadsafe, done.set)
+    ran_on: list[int] = []
+
+    def on_loop() -> None:
+        ran_on.append(threading.get_ident())
+        done.set()
+
+    assert await anyio.to_thread.run_sync(call_soon_threadsafe, on_loop) is True
     with anyio.fail_after(2):
         await done.wait()
+    assert ran_on == [threading.get_ident()]  # run on this loop, the latest one
     registration.unregister()
 
 

@@ -68,26 +68,32 @@ async def test_wait_for_cancel_wakes_on_cancel_from_a_task_and_a_thread() -> Non
 
     async def cancel_soon() -> None:
         await anyio.sleep(0.02)
-        await token.cancel()
+        await token.cancel(message="from a task")
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancel_soon)
         with anyio.fail_after(2):
             await token.wait_for_cancel()
+        assert token.message == "from a task"  # it returned because the task cancelled it
+    start = time.monotonic()
     await token.wait_for_cancel()  # already cancelled: returns at once
+    assert time.monotonic() - start < 0.5
 
     other = CancelationToken()
-    timer = threading.Timer(0.02, other.cancel_sync)
+    timer = threading.Timer(0.02, other.cancel_sync, kwargs={"message": "from a thread"})
     timer.start()
     with anyio.fail_after(2):
         await other.wait_for_cancel()
+    assert other.message == "from a thread"  # it returned because the thread cancelled it
     assert other.callback_count == 0
 
 
 async def test_wait_for_cancel_leaves_nothing_behind_when_itself_cancelled() -> None:
     token = CancelationToken()
-    with anyio.move_on_after(0.02):
+    with anyio.move_on_after(0.02) as scope:
         await token.wait_for_cancel()
+    assert scope.cancelled_caught  # the wait was cut short, the token was never cancelled
+    assert not token.is_cancelled
     assert token.callback_count == 0
 
 
@@ -99,6 +105,21 @@ def test_wait_sync_blocks_a_plain_thread_until_cancelled() -> None:
     assert token.wait_sync(timeout=5)
     assert time.monotonic() - start < 2
     assert token.wait_sync(timeout=0)
+    assert token.callback_count == 0
+
+
+@pytest.mark.parametrize("timeout", [1e30, 10**400], ids=["1e30", "10**400"])
+def test_wait_sync_longer_than_threads_can_wait_simply_waits(timeout: float) -> None:
+    assert timeout > threading.TIMEOUT_MAX
+    token = CancelationToken()
+    timer = threading.Timer(0.05, token.cancel_sync)
+    timer.start()
+    start = time.monotonic()
+    try:
+        assert token.wait_sync(timeout) is True
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 2
     assert token.callback_count == 0
 
 
@@ -130,8 +151,10 @@ async def test_callback_registered_after_cancel_runs_at_once() -> None:
 async def test_async_callback_from_cancel_sync_runs_on_its_loop() -> None:
     token = CancelationToken()
     ran = anyio.Event()
+    ran_on: list[int] = []
 
     async def async_cb(t: CancelationToken) -> None:
+        ran_on.append(threading.get_ident())
         ran.set()
 
     token.register_callback(async_cb)
@@ -140,6 +163,24 @@ async def test_async_callback_from_cancel_sync_runs_on_its_loop() -> None:
     thread.join()
     with anyio.fail_after(2):
         await ran.wait()
+    assert ran_on == [threading.get_ident()]  # once, on this loop's thread, not the canceller's
+
+
+async def test_awaiting_the_registration_on_a_cancelled_token_runs_the_callback_first() -> None:
+    token = CancelationToken()
+    await token.cancel()
+    seen: list[str] = []
+
+    async def async_cb(t: CancelationToken) -> None:
+        await anyio.lowlevel.checkpoint()
+        seen.append("async")
+
+    await token.register_callback(async_cb)
+    assert seen == ["async"]  # "at once": it has run when the await returns
+    await token.register_callback(lambda t: seen.append("sync"))
+    assert seen == ["async", "sync"]
+    await anyio.wait_all_tasks_blocked()  # anything queued meanwhile has run by now
+    assert seen == ["async", "sync"]  # once each
 
 
 async def test_unregistered_callback_does_not_run() -> None:
