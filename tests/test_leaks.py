@@ -199,6 +199,7 @@ async def test_ignored_cancel_requests_cost_nothing_to_keep(target: str) -> None
             await ignored_requests(target, cancel, token)  # not a checkpoint: no loop turn
             grown = growth()
         assert grown < ALLOWANCE, f"{grown} bytes kept for requests that were ignored"
+        await cancel.check_cancelation()  # where the first request lands: the block ends
     assert (token.reason, token.message) == (CancelationReason.MANUAL, "first")
     assert (cancel.context.cancel_reason, cancel.context.cancel_message) == (
         CancelationReason.MANUAL,

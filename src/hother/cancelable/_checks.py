@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -11,8 +12,16 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
 INF = float("inf")  # not math.inf: importing math costs more than the rest of this module
+WAIT_MAX = threading.TIMEOUT_MAX  # the longest a thread can block in one wait
 
-__all__ = ["check_bool", "check_message", "check_reason", "check_seconds", "check_timeout"]
+__all__ = [
+    "check_bool",
+    "check_message",
+    "check_reason",
+    "check_seconds",
+    "check_timeout",
+    "check_wait",
+]
 
 
 def check_reason(reason: object) -> CancelationReason:
@@ -52,7 +61,24 @@ def check_seconds(name: str, value: object) -> float:
         raise TypeError(f"{name} must be a number of seconds, got {value!r}")
     if not 0 <= value < INF:  # NaN fails every comparison
         raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
+    return _as_float(name, value, "a finite number of seconds >= 0")
+
+
+def check_wait(value: object) -> float | None:
+    """The `timeout` of a blocking wait: None, or seconds >= 0 (None if too long to wait)."""
+    if value is None:
+        return None
+    if not isinstance(value, bool) and isinstance(value, int | float) and INF > value > WAIT_MAX:
+        return None  # longer than a thread can wait: as good as no limit
+    return check_seconds("timeout", value)
+
+
+def _as_float(name: str, value: int | float, what: str) -> float:
+    # A whole number can be finite and still beyond any float (10**400).
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
 
 
 def check_timeout(value: object, name: str = "timeout") -> float:
@@ -66,4 +92,4 @@ def check_timeout(value: object, name: str = "timeout") -> float:
         raise TypeError(f"{name} must be a number of seconds or a timedelta, got {value!r}")
     if not 0 < value < INF:  # NaN fails every comparison
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
+    return _as_float(name, value, "a positive, finite number of seconds")

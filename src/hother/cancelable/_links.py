@@ -12,7 +12,7 @@ from _weakref import ref as weak_ref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from ._checks import check_seconds
+from ._checks import check_wait
 from ._context import CancelationReason
 from ._ending import PARENT_KEY
 from ._request import Request
@@ -113,7 +113,8 @@ class OperationToken(CancelationToken):
 
     def wait_sync(self, timeout: float | None = None) -> bool:
         # Like the base class, also woken by a deadline, which no request announces.
-        end = _INF if timeout is None else time.monotonic() + check_seconds("timeout", timeout)
+        limit = check_wait(timeout)
+        end = _INF if limit is None else time.monotonic() + limit
         while True:
             if self.is_cancelled:
                 return True

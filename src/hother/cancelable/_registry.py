@@ -53,6 +53,25 @@ def _check_status(status: object) -> OperationStatus | None:
     return status
 
 
+def _check_age(older_than: object) -> timedelta:
+    """`older_than` of `cleanup_completed`: a duration >= 0 (the longest a timedelta holds,
+    for a number of seconds beyond it)."""
+    from datetime import timedelta
+
+    if isinstance(older_than, timedelta):
+        if older_than < timedelta(0):
+            raise ValueError(f"older_than must be a duration >= 0, got {older_than!r}")
+        return older_than
+    if isinstance(older_than, int | float) and not isinstance(older_than, bool):
+        if not 0 <= older_than < INF:  # NaN fails every comparison
+            raise ValueError(f"older_than must be >= 0 and finite, got {older_than!r}")
+        try:
+            return timedelta(seconds=older_than)
+        except OverflowError:
+            return timedelta.max
+    raise TypeError(f"older_than must be a timedelta, seconds or None, got {older_than!r}")
+
+
 def _check_limit(name: str, value: object, *, allow_none: bool = True) -> int | None:
     if value is None and allow_none:
         return None
@@ -231,20 +250,16 @@ class OperationRegistry:
 
     def cleanup_completed_sync(self, older_than: timedelta | float | None = None) -> int:
         """Forget finished operations (those that ended more than `older_than` ago); how many."""
-        from datetime import UTC, datetime, timedelta
+        from datetime import UTC, datetime
 
         if older_than is None:
             cutoff = None
-        elif isinstance(older_than, timedelta):
-            if older_than < timedelta(0):
-                raise ValueError(f"older_than must be a duration >= 0, got {older_than!r}")
-            cutoff = datetime.now(UTC) - older_than
-        elif isinstance(older_than, int | float) and not isinstance(older_than, bool):
-            if not 0 <= older_than < INF:  # NaN fails every comparison
-                raise ValueError(f"older_than must be >= 0 and finite, got {older_than!r}")
-            cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
         else:
-            raise TypeError(f"older_than must be a timedelta, seconds or None, got {older_than!r}")
+            age = _check_age(older_than)
+            try:
+                cutoff = datetime.now(UTC) - age
+            except OverflowError:  # before the year 1: nothing ended that long ago
+                return 0
         with self._lock:
             before = len(self._history)
             if cutoff is None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     import anyio.lowlevel
 
 from ._callbacks import call_logged, call_logged_sync, logger
-from ._checks import check_bool, check_message, check_reason, check_seconds
+from ._checks import check_bool, check_message, check_reason, check_wait
 from ._context import CancelationReason, new_id, utc
 from ._request import Request, Requests
 from ._wakeup import LoopWaker, current_waker
@@ -309,10 +309,7 @@ class CancelationToken:
 
         For plain threads; never call it on an event loop's thread. Returns `is_cancelled`.
         """
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-            if timeout > threading.TIMEOUT_MAX:  # longer than a thread can wait: no limit
-                timeout = None
+        timeout = check_wait(timeout)
         setter = _ThreadEventSetter(threading.Event())
         if self._listen(setter, _ThreadEventSetter.fire) is not None:
             return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from _thread import get_ident
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._callbacks import logger
 
@@ -100,6 +100,21 @@ def last_waker() -> LoopWaker | None:
 
 
 _asyncio: Any = None  # the module, once imported: a global is cheaper than an import
+_trio: Any = None
+
+
+def _trio_token() -> _TrioToken:
+    """The running trio's token (trio runs in this thread)."""
+    global _trio
+    if _trio is None:
+        import trio  # waits for another thread's import to finish, unlike sys.modules
+
+        if not hasattr(trio, "lowlevel"):  # not the module trio runs from: ask anyio
+            import anyio.lowlevel
+
+            return cast("_TrioToken", anyio.lowlevel.current_token().native_token)
+        _trio = trio
+    return _trio.lowlevel.current_trio_token()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -120,9 +135,7 @@ def current_waker() -> LoopWaker:
     global _last
     latest = _latest.get(get_ident())
     if _running_here is not None and getattr(_running_here, "name", None) == "trio":
-        import trio  # running, so imported already: a lookup
-
-        token = trio.lowlevel.current_trio_token()
+        token = _trio_token()
         if latest is not None and latest.trio_token is token:
             _last = latest
             return latest

@@ -24,7 +24,11 @@ def _number(name: str, value: object, *, low: float, high: float = math.inf) -> 
     """A finite number in [low, high] (NaN fails every comparison, infinity the last)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
-    if not (low <= value <= high and value < math.inf):
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number beyond any float (10**400)
+        number = math.inf
+    if not (low <= number <= high and number < math.inf):
         bounds = f"between {low:g} and {high:g}" if high != math.inf else f">= {low:g} and finite"
         raise ValueError(f"{name} must be {bounds}, got {value!r}")
 
