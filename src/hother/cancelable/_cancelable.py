@@ -94,6 +94,7 @@ T = TypeVar("T")
 
 _INF = float("inf")
 _MISSING = Token.MISSING
+_PARENT = CancelationReason.PARENT
 
 
 @final
@@ -500,16 +501,23 @@ class Cancelable:
 
         Safe from any thread and from signal handlers. `direct` says the caller is async code,
         so on the block's own loop thread the scope is cancelled right here; otherwise the
-        cancellation is queued to that loop.
+        cancellation is queued to that loop. It is also how the operation hears of its tokens
+        (a `Fire`, registered under the operation itself): a token's first request is the
+        operation's too, with no record per operation.
         """
-        if self._context.is_terminal:
+        status = self._context.status
+        if status is not RUNNING and status is not PENDING:
             return False
         won = True
         deadline = self._deadline
         if deadline is not None and deadline.passed():
             # The deadline has passed, so it came first, even if its timer has not fired yet.
             request, won = deadline.request(), False
-        elif request.reason is not CancelationReason.PARENT and (link := self._overdue_parent()):
+        elif (
+            self._parent_link is not None
+            and request.reason is not _PARENT
+            and (link := self._overdue_parent())
+        ):
             # The parent's deadline has passed: its cancellation came first.
             request, won = link.request(), False
         requests = self._requests
@@ -530,13 +538,6 @@ class Cancelable:
         if token is not None:  # children linked to this operation listen on it
             token.settle(requests[0])
         return won
-
-    def _hear(self, token: CancelationToken, request: Request, direct: bool) -> None:
-        """One of `_tokens` was cancelled (a `Fire`, registered under the operation itself).
-
-        The token's first request is this operation's too: no record per operation.
-        """
-        self._ask(request, direct)
 
     def _source_fired(
         self, source: CancelationSource, message: str | None, details: dict[str, Any]
@@ -600,7 +601,7 @@ class Cancelable:
         for token in (tokens,) if isinstance(tokens, CancelationToken) else tokens:
             # The operation listens under its own name, with a function its class shares:
             # no object per link, for a token shared by thousands of operations.
-            first = token._listen(self, Cancelable._hear)  # pyright: ignore[reportPrivateUsage]
+            first = token._listen(self, Cancelable._ask)  # pyright: ignore[reportPrivateUsage]
             if first is not None:
                 heard = [first] if heard is None else [*heard, first]
         parent = self._parent

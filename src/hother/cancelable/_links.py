@@ -172,7 +172,7 @@ class ParentLink:
             request.at = at
         return request
 
-    def fire(self, token: CancelationToken, request: Request, direct: bool) -> None:
+    def fire(self, request: Request, direct: bool) -> None:
         self.ask(self.request(request.at), direct)
 
     def arm(self) -> Request | None:

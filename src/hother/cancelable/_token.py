@@ -24,14 +24,15 @@ __all__ = ["CallbackRegistration", "CancelationToken", "Fire", "LinkedCancelatio
 
 TokenCallback = Callable[["CancelationToken"], Awaitable[object] | object]
 
-Fire = Callable[[Any, "CancelationToken", Request, bool], "Awaitable[Any] | None"]
-"""What a token calls, once, when it is cancelled: `fire(key, token, first_request, direct)`.
+Fire = Callable[[Any, Request, bool], "Awaitable[Any] | bool | None"]
+"""What a token calls, once, when it is cancelled: `fire(key, first_request, direct)`.
 
-The key it was registered under comes first, so an operation can listen with a function its
-class shares (`Cancelable._hear`) and no object per registration. `direct` is True when the
-cancel happened in async code on some event loop (code bound to that loop may act at once);
-False from `cancel_sync()`, which may run in any thread or in a signal handler, where only
-queuing work onto a loop is safe. What it returns, the canceller awaits (when `direct`).
+The key it was registered under comes first, so an operation can listen with a method of its
+class (`Cancelable._ask`) and no object per registration. `direct` is True when the cancel
+happened in async code on some event loop (code bound to that loop may act at once); False
+from `cancel_sync()`, which may run in any thread or in a signal handler, where only queuing
+work onto a loop is safe. What it returns, the canceller awaits (when `direct`), unless it is
+None or a bool (what `Cancelable._ask` says of the request).
 """
 
 
@@ -90,16 +91,18 @@ class _Once:
 
 
 class _UserCallback:
-    __slots__ = ("callback", "ran", "waker")
+    __slots__ = ("callback", "ran", "token", "waker")
 
-    def __init__(self, callback: TokenCallback, waker: LoopWaker | None) -> None:
+    def __init__(
+        self, token: CancelationToken, callback: TokenCallback, waker: LoopWaker | None
+    ) -> None:
+        self.token = token
         self.callback = callback
         self.waker = waker
         self.ran: _Once | None = None  # an async one, scheduled by cancel_sync()
 
-    def fire(
-        self, token: CancelationToken, request: Request, direct: bool
-    ) -> Awaitable[Any] | None:
+    def fire(self, request: Request, direct: bool) -> Awaitable[Any] | None:
+        token = self.token
         awaitable = call_logged_sync(self.callback, token)
         if awaitable is None or direct:
             return awaitable
@@ -121,23 +124,24 @@ class _UserCallback:
 class _Forward:
     """Cancels another token when the observed one is cancelled."""
 
-    __slots__ = ("preserve_reason", "take")
+    __slots__ = ("observed", "preserve_reason", "take")
 
     def __init__(
         self,
+        observed: CancelationToken,
         take: Callable[[Request, bool], list[Awaitable[Any]] | None],
         preserve_reason: bool,
     ) -> None:
+        self.observed = observed
         self.take = take  # the other token's way in
         self.preserve_reason = preserve_reason
 
-    def fire(
-        self, token: CancelationToken, request: Request, direct: bool
-    ) -> Awaitable[Any] | None:
+    def fire(self, request: Request, direct: bool) -> Awaitable[Any] | None:
         if self.preserve_reason:
             forwarded = Request(request.reason, request.message)
         else:
-            forwarded = Request(CancelationReason.PARENT, f"linked token {token.id} was cancelled")
+            message = f"linked token {self.observed.id} was cancelled"
+            forwarded = Request(CancelationReason.PARENT, message)
         pending = self.take(forwarded, direct)
         return await_all_shielded(pending) if pending else None
 
@@ -149,7 +153,7 @@ class _EventSetter:
         self.event = event
         self.waker = waker
 
-    def fire(self, token: CancelationToken, request: Request, direct: bool) -> None:
+    def fire(self, request: Request, direct: bool) -> None:
         if direct and get_ident() == self.waker.thread_id:
             self.event.set()
         else:
@@ -162,7 +166,7 @@ class _ThreadEventSetter:
     def __init__(self, event: threading.Event) -> None:
         self.event = event
 
-    def fire(self, token: CancelationToken, request: Request, direct: bool) -> None:
+    def fire(self, request: Request, direct: bool) -> None:
         self.event.set()
 
 
@@ -272,8 +276,8 @@ class CancelationToken:
         for key in list(registrations):
             fire = registrations.pop(key, None)  # whoever pops it, fires it
             if fire is not None:
-                awaitable = fire(key, self, request, direct)
-                if awaitable is not None:
+                awaitable = fire(key, request, direct)
+                if awaitable is not None and awaitable is not True and awaitable is not False:
                     pending.append(awaitable)
         return pending
 
@@ -330,10 +334,10 @@ class CancelationToken:
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
-        listener = _UserCallback(callback, _waker_or_none())
+        listener = _UserCallback(self, callback, _waker_or_none())
         first = self._listen(listener, _UserCallback.fire)
         if first is not None:  # cancelled already: call it now
-            listener.fire(self, first, False)
+            listener.fire(first, False)
         return CallbackRegistration(self._remove, listener, listener.ran)
 
     def _listen(self, key: object, fire: Fire) -> Request | None:
@@ -379,10 +383,10 @@ class LinkedCancelationToken(CancelationToken):
         if token is self:
             raise ValueError("token must be another token, got this token itself")
         check_bool("preserve_reason", preserve_reason)
-        forward = _Forward(self._take, preserve_reason)
+        forward = _Forward(token, self._take, preserve_reason)
         first = token._listen(forward, _Forward.fire)
         if first is not None:
-            forward.fire(token, first, False)
+            forward.fire(first, False)
         registration = CallbackRegistration(token._remove, forward)
         self._links.append(registration)
         return registration
