@@ -6,10 +6,52 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
+from ._context import CANCELLED, COMPLETED
+
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["call_logged", "call_logged_sync", "logger"]
+    from ._context import OperationContext, OperationStatus
+
+__all__ = ["Callbacks", "call_logged", "call_logged_sync", "logger"]
+
+Callback = Callable[..., Any]
+
+
+class Callbacks:
+    """An operation's callbacks, by what they are for: `start`, `complete`, `cancel`, `error`
+    and `progress`. Each runs shielded, sync or async; one that raises is logged and skipped.
+    """
+
+    __slots__ = ("_by_kind",)
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, list[Callback]] = {}
+
+    def add(self, kind: str, callback: Callback) -> None:
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        self._by_kind.setdefault(kind, []).append(callback)
+
+    async def run(self, kind: str, *args: Any) -> None:
+        callbacks = self._by_kind.get(kind)
+        if callbacks:
+            with anyio.CancelScope(shield=True):
+                for callback in callbacks:
+                    await call_logged(callback, *args)
+
+    async def run_end(
+        self, status: OperationStatus, context: OperationContext, exc: BaseException | None
+    ) -> None:
+        """The callbacks for how the operation ended."""
+        if status is COMPLETED:
+            await self.run("complete", context)
+        elif status is CANCELLED:
+            await self.run("cancel", context)
+        else:
+            await self.run("error", context, exc)
 
 
 def logger() -> logging.Logger:

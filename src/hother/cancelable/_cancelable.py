@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
         raise_on_cancel: bool
 
 
-from ._callbacks import call_logged
+from ._callbacks import Callback, Callbacks
 from ._checks import (
     check_bool,
     check_message,
@@ -129,9 +129,6 @@ class _Shield:
         return self.__exit__(exc_type, exc, tb)
 
 
-_Callback = Callable[..., Any]
-
-
 class Cancelable:
     """An async context manager that runs one operation under one `anyio.CancelScope`.
 
@@ -215,7 +212,7 @@ class Cancelable:
         # one, kept bare: no tuple per operation for the collector to walk. See `_listened`.
         self._tokens: CancelationToken | tuple[CancelationToken, ...] = ()
         self._sources: tuple[CancelationSource, ...] = ()
-        self._callbacks: dict[str, list[_Callback]] | None = None
+        self._callbacks: Callbacks | None = None
         # What asked it to stop; the first one is what the block reports.
         self._requests = Requests()
         self._token: OperationToken | None = None  # made when first read
@@ -358,12 +355,10 @@ class Cancelable:
 
     # -- callbacks -----------------------------------------------------------------------------
 
-    def _add_callback(self, kind: str, callback: _Callback) -> Self:
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+    def _add_callback(self, kind: str, callback: Callback) -> Self:
         if self._callbacks is None:
-            self._callbacks = {}
-        self._callbacks.setdefault(kind, []).append(callback)
+            self._callbacks = Callbacks()
+        self._callbacks.add(kind, callback)
         return self
 
     def on_start(self, callback: Callable[[OperationContext], Any]) -> Self:
@@ -386,13 +381,6 @@ class Cancelable:
         """Call `callback(operation_id, message, metadata)` on each `report_progress`."""
         return self._add_callback("progress", callback)
 
-    async def _run_callbacks(self, kind: str, *args: Any) -> None:
-        callbacks = self._callbacks.get(kind) if self._callbacks is not None else None
-        if callbacks:
-            with anyio.CancelScope(shield=True):
-                for callback in callbacks:
-                    await call_logged(callback, *args)
-
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
         """Call the progress callbacks with `(operation_id, message, metadata)`.
 
@@ -401,7 +389,8 @@ class Cancelable:
         """
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict or None, got {metadata!r}")
-        await self._run_callbacks("progress", self._context.id, message, metadata)
+        if self._callbacks is not None:
+            await self._callbacks.run("progress", self._context.id, message, metadata)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -729,28 +718,15 @@ class Cancelable:
         self, status: OperationStatus, exc: BaseException | None, from_parent: bool
     ) -> None:
         """The end's async half: let an enclosing cancellation through, run the callbacks."""
-        if from_parent:
-            try:
+        try:
+            if from_parent:
+                # If the parent's scope encloses this block, its cancellation goes on from
+                # here, untouched, to the scope that owns it (row 8 of the exit table).
                 await anyio.lowlevel.checkpoint_if_cancelled()
-            except anyio.get_cancelled_exc_class():
-                # The parent's scope encloses this block: its cancellation goes on,
-                # untouched, to the scope that owns it (row 8 of the exit table).
-                self._close(status)
-                await self._end_callbacks(status, exc)
-                raise
-        self._close(status)
-        await self._end_callbacks(status, exc)
-
-    async def _end_callbacks(self, status: OperationStatus, exc: BaseException | None) -> None:
-        if self._callbacks is None:
-            return
-        context = self._context
-        if status is COMPLETED:
-            await self._run_callbacks("complete", context)
-        elif status is CANCELLED:
-            await self._run_callbacks("cancel", context)
-        else:
-            await self._run_callbacks("error", context, exc)
+        finally:
+            self._close(status)
+            if self._callbacks is not None:
+                await self._callbacks.run_end(status, self._context, exc)
 
     # -- the block -----------------------------------------------------------------------------
 
@@ -784,7 +760,7 @@ class Cancelable:
                 for source in self._sources:
                     task_group.start_soon(source._run, name=f"{self!r}: {source!r}")  # pyright: ignore[reportPrivateUsage]  # the operation runs its sources
             if self._callbacks is not None:
-                await self._run_callbacks("start", self._context)
+                await self._callbacks.run("start", self._context)
         except BaseException as exc:  # an on_start callback's KeyboardInterrupt, say
             # Undo what was set up, as if the body had raised it at its first line.
             if not await self.__aexit__(type(exc), exc, exc.__traceback__):
@@ -948,7 +924,7 @@ class Cancelable:
         self._begin(waker, None if self._timeout is None else Deadline(self._timeout))
         if self._callbacks is not None:
             try:
-                await self._run_callbacks("start", self._context)
+                await self._callbacks.run("start", self._context)
             except BaseException as exc:
                 await self._end_steps(exc)
                 raise

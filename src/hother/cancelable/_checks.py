@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -12,7 +11,6 @@ if TYPE_CHECKING:
     from datetime import timedelta
 
 INF = float("inf")  # not math.inf: importing math costs more than the rest of this module
-WAIT_MAX = threading.TIMEOUT_MAX  # the longest a thread can block in one wait
 
 __all__ = [
     "check_bool",
@@ -68,8 +66,10 @@ def check_wait(value: object) -> float | None:
     """The `timeout` of a blocking wait: None, or seconds >= 0 (None if too long to wait)."""
     if value is None:
         return None
-    if not isinstance(value, bool) and isinstance(value, int | float) and INF > value > WAIT_MAX:
-        return None  # longer than a thread can wait: as good as no limit
+    from threading import TIMEOUT_MAX  # plain threads only: not worth importing for everybody
+
+    if not isinstance(value, bool) and isinstance(value, int | float) and INF > value > TIMEOUT_MAX:
+        return None  # longer than a thread can block in one wait: as good as no limit
     return check_seconds("timeout", value)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from _thread import allocate_lock
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
 from ._checks import INF, check_message, check_optional_str, check_reason
 from ._context import CancelationReason, OperationContext, OperationStatus
@@ -13,23 +13,30 @@ if TYPE_CHECKING:
     import threading
     import weakref
     from datetime import datetime, timedelta
+    from typing import Protocol
 
     from ._cancelable import Cancelable
 
-__all__ = ["OperationRegistry", "Registered", "ThreadSafeRegistry"]
+    class Registered(Protocol):
+        """What the registry needs of an operation (a `Cancelable` is one); it imports no class."""
+
+        @property
+        def operation_id(self) -> str: ...
+
+        @property
+        def context(self) -> OperationContext: ...
+
+        def cancel_sync(
+            self, reason: CancelationReason = ..., message: str | None = ...
+        ) -> bool: ...
 
 
-@runtime_checkable
-class Registered(Protocol):
-    """What the registry needs of an operation (a `Cancelable` is one); it imports no class."""
+__all__ = ["OperationRegistry", "ThreadSafeRegistry"]
 
-    @property
-    def operation_id(self) -> str: ...
 
-    @property
-    def context(self) -> OperationContext: ...
-
-    def cancel_sync(self, reason: CancelationReason = ..., message: str | None = ...) -> bool: ...
+def _is_registered(value: object) -> bool:
+    # By what it has, as a runtime-checkable Protocol would (without its import-time cost).
+    return all(hasattr(value, name) for name in ("operation_id", "context", "cancel_sync"))
 
 
 P = ParamSpec("P")
@@ -130,7 +137,7 @@ class OperationRegistry:
 
     def register_sync(self, operation: Cancelable) -> None:
         """List `operation` as running (done for you by `register_globally=True`)."""
-        if not isinstance(operation, Registered):
+        if not _is_registered(operation):
             raise TypeError(f"operation must be a Cancelable, got {operation!r}")
         from weakref import ref  # the registry's first use: not worth importing for everybody
 

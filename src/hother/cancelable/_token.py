@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from _thread import get_ident
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
+    import threading
     from datetime import datetime
 
     import anyio.lowlevel
@@ -314,6 +314,8 @@ class CancelationToken:
         For plain threads; never call it on an event loop's thread. Returns `is_cancelled`.
         """
         timeout = check_wait(timeout)
+        import threading  # plain threads only: not worth importing for everybody
+
         setter = _ThreadEventSetter(threading.Event())
         if self._listen(setter, _ThreadEventSetter.fire) is not None:
             return True

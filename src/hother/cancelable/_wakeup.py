@@ -8,6 +8,7 @@ a quiet no-op.
 
 from __future__ import annotations
 
+import sys
 from _thread import get_ident
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -16,13 +17,6 @@ from ._callbacks import logger
 
 if TYPE_CHECKING:  # imported lazily: importing asyncio costs more than importing anyio
     import asyncio
-
-# Which library runs in this thread, as anyio tells them apart: never from `sys.modules`,
-# where another thread may be importing trio for the first time (a half-made module).
-try:  # trio names itself here for the length of its run (sniffio comes with trio)
-    from sniffio import thread_local as _running_here
-except ImportError:  # pragma: no cover - without sniffio there is no trio
-    _running_here = None
 
 
 __all__ = ["LoopWaker", "current_waker", "last_waker"]
@@ -99,6 +93,17 @@ def last_waker() -> LoopWaker | None:
     return _last
 
 
+def _trio_runs_here() -> bool:
+    """Whether trio runs in this thread, as trio itself tells sniffio (and so anyio).
+
+    Never `sys.modules["trio"]`, which may be a half-made module while another thread imports
+    trio for the first time. sniffio is only looked up, not imported: trio imports it before it
+    runs, and where it is missing (or half-made), trio does not run here.
+    """
+    here = getattr(sys.modules.get("sniffio"), "thread_local", None)
+    return getattr(here, "name", None) == "trio"
+
+
 _asyncio: Any = None  # the module, once imported: a global is cheaper than an import
 _trio: Any = None
 
@@ -134,7 +139,7 @@ def current_waker() -> LoopWaker:
     """
     global _last
     latest = _latest.get(get_ident())
-    if _running_here is not None and getattr(_running_here, "name", None) == "trio":
+    if _trio_runs_here():
         token = _trio_token()
         if latest is not None and latest.trio_token is token:
             _last = latest
