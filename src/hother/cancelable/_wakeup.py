@@ -123,11 +123,15 @@ def _trio_token() -> _TrioToken:
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio (or uvloop) loop running in this thread, if any."""
     global _asyncio
     if _asyncio is None:
-        import asyncio  # waits for another thread's import to finish, unlike sys.modules
-
-        _asyncio = asyncio
+        # Looked up, not imported: where asyncio is not imported (or another thread is
+        # importing it for the first time), no asyncio loop runs in this thread.
+        module = sys.modules.get("asyncio")
+        if getattr(module, "_get_running_loop", None) is None:
+            return None
+        _asyncio = module
     return _asyncio._get_running_loop()
 
 
@@ -139,19 +143,19 @@ def current_waker() -> LoopWaker:
     """
     global _last
     latest = _latest.get(get_ident())
-    if _trio_runs_here():
+    loop = _running_loop() if _asyncio is None else _asyncio._get_running_loop()
+    if loop is not None:
+        if latest is not None and latest.loop is loop:
+            _last = latest
+            return latest
+        waker = LoopWaker(loop, None)
+    elif _trio_runs_here():
         token = _trio_token()
         if latest is not None and latest.trio_token is token:
             _last = latest
             return latest
         waker = LoopWaker(None, token)
     else:
-        loop = _running_loop() if _asyncio is None else _asyncio._get_running_loop()
-        if loop is None:
-            raise RuntimeError("no running event loop")
-        if latest is not None and latest.loop is loop:
-            _last = latest
-            return latest
-        waker = LoopWaker(loop, None)
+        raise RuntimeError("no running event loop")
     _latest[waker.thread_id] = _last = waker
     return waker
