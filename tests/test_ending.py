@@ -7,6 +7,8 @@ are tested in test_cancelable.py and test_properties.py.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from hother.cancelable import CancelationReason, ConditionCancelation, OperationStatus
@@ -21,10 +23,12 @@ from hother.cancelable._ending import (
     RAISED,
     RAISED_OWN,
     SUPPRESS,
-    Action,
     ending,
 )
 from hother.cancelable._request import Request
+
+if TYPE_CHECKING:
+    from hother.cancelable._ending import Action
 
 MANUAL = Request(CancelationReason.MANUAL, "stop")
 FROM_PARENT = Request(CancelationReason.PARENT, "parent cancelled", {PARENT_KEY: "p"})

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     import anyio.abc
     import anyio.lowlevel
 
+    from ._ending import Ended, Ending
     from ._exceptions import CancelationError
 
     class _Options(TypedDict, total=False):
@@ -68,8 +69,6 @@ from ._ending import (
     RAISED,
     RAISED_OWN,
     SUPPRESS,
-    Ended,
-    Ending,
     ending,
     is_cancellation,
     raise_unchained,

@@ -8,14 +8,25 @@ ends with, and what leaves the block. They only adapt that answer to the protoco
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Final, NoReturn, cast
 
 from ._context import CANCELLED, COMPLETED, FAILED, CancelationReason, OperationStatus
 from ._exceptions import CancelationError
 from ._request import Request
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: typing's forms cost import time
+    from typing import Literal, TypeAlias
+
     from ._deadline import Deadline
+
+    Ended: TypeAlias = Literal["finished", "caught", "raised own", "cancelled outside", "raised"]
+    """What ended the body, as observed at the exit."""
+
+    Action: TypeAlias = Literal["pass", "raise", "suppress"]
+    """What the block does with what left the body."""
+
+    # (status, request to record or None, action, let an enclosing cancellation go on instead)
+    Ending: TypeAlias = tuple[OperationStatus, Request | None, Action, bool]
 
 __all__ = [
     "CANCELLED_OUTSIDE",
@@ -26,18 +37,12 @@ __all__ = [
     "RAISED",
     "RAISED_OWN",
     "SUPPRESS",
-    "Action",
-    "Ended",
-    "Ending",
     "ending",
     "is_cancellation",
     "raise_unchained",
     "sole",
 ]
 
-
-Ended = Literal["finished", "caught", "raised own", "cancelled outside", "raised"]
-"""What ended the body, as observed at the exit."""
 
 FINISHED: Final = "finished"
 """The body returned (a cancellation met only by the sources' teardown does not count)."""
@@ -51,18 +56,12 @@ CANCELLED_OUTSIDE: Final = "cancelled outside"
 RAISED: Final = "raised"
 """Any other exception left the body."""
 
-Action = Literal["pass", "raise", "suppress"]
-"""What the block does with what left the body."""
-
 PASS: Final = "pass"
 """Nothing is raised by the operation: what left the body (if anything) goes on."""
 RAISE: Final = "raise"
 """Raise the `CancelationError` of the operation's first request."""
 SUPPRESS: Final = "suppress"
 """End quietly (`raise_on_cancel=False`)."""
-
-# (status, request to record or None, action, let an enclosing cancellation go on instead)
-Ending = tuple[OperationStatus, Request | None, Action, bool]
 
 _COMPLETED: Final[Ending] = (COMPLETED, None, PASS, False)
 _FAILED: Final[Ending] = (FAILED, None, PASS, False)
