@@ -171,3 +171,23 @@ async def test_streams_left_by_break_let_go_of_the_token_and_close_their_sources
     with anyio.fail_after(5):
         await all_finished.wait()
     assert finished == 200
+
+
+async def test_an_interrupt_from_on_start_of_a_stream_run_operation_undoes_its_start() -> None:
+    token = CancelationToken()
+
+    def interrupted(context: object) -> None:
+        raise KeyboardInterrupt
+
+    rows = ClosableRows(3)
+    operation = Cancelable.with_token(token).on_start(interrupted)
+    items = CancelableAsyncIterator(rows, operation)
+    with pytest.raises(KeyboardInterrupt):
+        await anext(items)
+    assert operation.context.status is OperationStatus.FAILED
+    assert not operation.is_running
+    assert token.callback_count == 0
+    with pytest.raises(StopAsyncIteration):  # the stream ended with its operation
+        await anext(items)
+    await items.aclose()
+    assert rows.closes == 1

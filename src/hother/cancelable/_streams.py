@@ -198,7 +198,12 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         status = operation.context.status
         if status is not OperationStatus.PENDING:
             raise _refused(operation)
-        await operation._begin_steps()  # pyright: ignore[reportPrivateUsage]  # it runs the operation
+        try:
+            await operation._begin_steps()  # pyright: ignore[reportPrivateUsage]  # it runs the operation
+        except BaseException:  # an on_start callback's interrupt: the stream ends with it
+            self._closed = True
+            await self._close_source()
+            raise
         self._bind()
 
     async def _step(self) -> T:
@@ -276,11 +281,11 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
         if self._inside is not None:
             await self._block_ended()
             return
+        if self._closed:
+            return
         if not self._started:
             self._closed = True
             await self._close_source()
-            return
-        if self._closed:
             return
         self._end(completed=False)
         await self._end_run(exc)  # the operation this stream ran ends with what ended the loop
