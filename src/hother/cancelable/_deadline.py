@@ -50,6 +50,11 @@ class Deadline:
             return self.when
         return anyio.current_time() + (self.when_monotonic - time.monotonic())
 
+    @property
+    def message(self) -> str:
+        """What the deadline's passing says, as a cancellation message."""
+        return f"operation timed out after {self.seconds:g} s"
+
     def request(self) -> Request:
         """The TIMEOUT request that the deadline's passing makes."""
-        return Request(CancelationReason.TIMEOUT, f"operation timed out after {self.seconds:g} s")
+        return Request(CancelationReason.TIMEOUT, self.message)

@@ -81,7 +81,7 @@ class OperationToken(CancelationToken):
             if deadline is not None and operation is not None and deadline.passed():
                 # Asked through the operation's public door; a request after its deadline
                 # is recorded as the timeout.
-                operation.cancel_sync(CancelationReason.TIMEOUT, deadline.request().message)
+                operation.cancel_sync(CancelationReason.TIMEOUT, deadline.message)
             token = token._parent()
 
     def _parent(self) -> OperationToken | None:
