@@ -396,6 +396,25 @@ rows(
     [(5, TypeError), (None, TypeError), (Watcher, TypeError)],
     lambda env, v: env.operation.add_source(v),
 )
+rows(
+    "Cancelable.add_token",
+    "token",
+    [(5, TypeError), (None, TypeError), (Cancelable(), TypeError)],
+    lambda env, v: env.operation.add_token(v),
+)
+row(
+    "Cancelable.add_token",
+    "token",
+    "its own",
+    ValueError,
+    lambda env, v: env.operation.add_token(env.operation.token),
+    shown="own token",
+)
+bools(
+    "Cancelable.on_progress",
+    "include_children",
+    lambda env, v: env.operation.on_progress(print, include_children=v),
+)
 row(
     "Cancelable.combine",
     "others[1]",
@@ -433,8 +452,14 @@ row(
 rows(
     "Cancelable.stream",
     "iterator",
-    [(5, TypeError), ([1, 2], TypeError), (None, TypeError)],
+    # A plain iterable is a stream ([2/6]); one str or bytes is not.
+    [(5, TypeError), ("ab", TypeError), (b"ab", TypeError), (None, TypeError)],
     lambda env, v: env.operation.stream(v),
+)
+bools(
+    "Cancelable.stream",
+    "in_thread",
+    lambda env, v: env.operation.stream([1, 2], in_thread=v),
 )
 counts(
     "Cancelable.stream",
@@ -584,8 +609,13 @@ optional_strs("SignalSource", "name", lambda env, v: SignalSource(name=v))
 rows(
     "CancelableAsyncIterator",
     "iterator",
-    [(5, TypeError), ([1], TypeError)],
+    [(5, TypeError), (b"1", TypeError)],
     lambda env, v: CancelableAsyncIterator(v, env.operation),
+)
+bools(
+    "CancelableAsyncIterator",
+    "in_thread",
+    lambda env, v: CancelableAsyncIterator([1], env.operation, in_thread=v),
 )
 rows(
     "CancelableAsyncIterator",
@@ -637,6 +667,11 @@ bools(
     "buffer_partial",
     lambda env, v: cancelable_stream(Items(), token=env.token, buffer_partial=v),
 )
+bools(
+    "cancelable_stream",
+    "in_thread",
+    lambda env, v: cancelable_stream([1], token=env.token, in_thread=v),
+)
 optional_strs(
     "cancelable_stream",
     "operation_id",
@@ -656,6 +691,17 @@ rows(
     "cancelable",
     [(5, TypeError), (None, TypeError)],
     lambda env, v: chunked_cancelable_stream(Items(), 2, v),
+)
+rows(
+    "chunked_cancelable_stream",
+    "stream",
+    [(5, TypeError), ("abc", TypeError)],
+    lambda env, v: chunked_cancelable_stream(v, 2, env.operation),
+)
+bools(
+    "chunked_cancelable_stream",
+    "in_thread",
+    lambda env, v: chunked_cancelable_stream([1], 2, env.operation, in_thread=v),
 )
 row(
     "chunked_cancelable_stream",

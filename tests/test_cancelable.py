@@ -516,6 +516,55 @@ async def test_quiet_timeout_in_one_task_leaves_its_sibling_running() -> None:
     assert results == [f"timed: {CancelationReason.TIMEOUT}", "sibling done"]
 
 
+# -- add_token -------------------------------------------------------------------------------
+
+
+async def test_add_token_lets_a_token_end_a_timeout_early_as_one_operation() -> None:
+    token = CancelationToken()
+    operation = Cancelable.with_timeout(5, operation_id="fetch", name="fetch")
+    assert operation.add_token(token) is operation  # chainable, like add_source
+    start = time.monotonic()
+    with pytest.raises(ManualCancelation, match=r"^user left$") as info:
+        async with operation:
+            assert token.callback_count == 1
+            token.cancel_sync(message="user left")
+            await anyio.sleep(10)
+    assert time.monotonic() - start < PROMPT
+    assert info.value.context is not None
+    assert info.value.context.id == "fetch"
+    assert operation.context.cancel_reason is CancelationReason.MANUAL
+    assert token.callback_count == 0
+
+
+async def test_add_token_keeps_the_timeout() -> None:
+    token = CancelationToken()
+    start = time.monotonic()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.05).add_token(token):
+            await anyio.sleep(10)
+    assert time.monotonic() - start < PROMPT
+    assert not token.is_cancelled
+
+
+async def test_add_token_twice_or_a_token_cancelled_before_entry() -> None:
+    first, second = CancelationToken(), CancelationToken()
+    await second.cancel(CancelationReason.CONDITION, "already")
+    operation = Cancelable().add_token(first).add_token(first).add_token(second)
+    with pytest.raises(ConditionCancelation, match=r"^already$"):
+        async with operation:
+            assert first.callback_count == 1  # one token, heard once
+            await anyio.sleep(10)
+    assert first.callback_count == 0
+
+
+async def test_add_token_after_entry_is_refused() -> None:
+    token = CancelationToken()
+    async with Cancelable() as cancel:
+        with pytest.raises(RuntimeError, match=r"^add_token: "):
+            cancel.add_token(token)
+    assert token.callback_count == 0
+
+
 # -- combine ---------------------------------------------------------------------------------
 
 
@@ -536,6 +585,41 @@ async def test_combine_is_cancelled_by_any_member_with_its_reason() -> None:
     assert cancel.context.cancel_reason is CancelationReason.MANUAL
     assert first.callback_count == 0
     assert second.callback_count == 0
+
+
+async def test_combine_keeps_the_first_members_name_metadata_and_registration_under_a_new_id() -> (
+    None
+):
+    from hother.cancelable import OperationRegistry
+
+    parent = Cancelable(name="parent")
+    ended: list[str] = []
+    first = Cancelable.with_timeout(
+        5,
+        operation_id="first",
+        name="first",
+        parent=parent,
+        metadata={"job": 1},
+        register_globally=True,
+        raise_on_cancel=False,
+    ).on_complete(lambda context: ended.append("first's callback"))
+    second = Cancelable(operation_id="second", name="second", metadata={"job": 2})
+    combined = first.combine(second)
+    assert combined.operation_id not in ("first", "second")
+    assert combined.context.name == "first"
+    assert combined.context.metadata == {"job": 1}
+    assert combined.parent is parent
+    async with combined:
+        listed = OperationRegistry.get_instance().get_operation_sync(combined.operation_id)
+        assert listed is combined  # registered as the first member asked
+        assert OperationRegistry.get_instance().get_operation_sync("first") is None
+        await second.cancel(message="second's cancel")
+        await anyio.sleep(10)
+    # Quiet, as the first member asked; the members' callbacks are not carried over.
+    assert combined.context.cancel_message == "second's cancel"
+    assert ended == []
+    solo = Cancelable.with_timeout(5).combine(Cancelable(name="second", register_globally=True))
+    assert solo.context.name is None  # the first member's, even when it has none
 
 
 @pytest.mark.parametrize("cancelled", ["before the block", "inside the block"])
@@ -703,6 +787,70 @@ async def test_report_progress_calls_sync_and_async_callbacks() -> None:
         ("sync", "op-1", "Processed 10 items", {"count": 10}),
         ("async", "op-1", "Processed 10 items", {"count": 10}),
     ]
+
+
+async def test_a_parent_can_hear_the_progress_of_every_operation_below_it() -> None:
+    heard: list[tuple[str, Any]] = []
+    own: list[Any] = []
+    async with Cancelable(operation_id="crawl") as crawl:
+        crawl.on_progress(
+            lambda op_id, message, meta: heard.append((op_id, message)), include_children=True
+        )
+        crawl.on_progress(lambda op_id, message, meta: own.append(message))
+
+        async def fetch(url: str) -> None:
+            async with Cancelable.with_timeout(5, operation_id=url) as request:
+                await request.report_progress(f"{url} fetched")
+                async with Cancelable(operation_id=f"{url}/parse") as parse:
+                    await parse.report_progress("parsed", {"links": 2})
+
+        async with anyio.create_task_group() as tasks:  # children in tasks it started
+            tasks.start_soon(fetch, "a")
+        linked = Cancelable(operation_id="linked", parent=crawl)  # a child by `parent=`
+        await linked.report_progress("linked")
+        await crawl.report_progress("crawl itself")
+    assert heard == [
+        ("a", "a fetched"),
+        ("a/parse", "parsed"),
+        ("linked", "linked"),
+        ("crawl", "crawl itself"),
+    ]
+    assert own == ["crawl itself"]  # without include_children: its own progress only
+
+
+async def test_children_progress_reaches_each_listening_ancestor_nearest_first() -> None:
+    heard: list[str] = []
+    async with (
+        Cancelable(name="outer").on_progress(
+            lambda op_id, message, meta: heard.append(f"outer: {message}"), include_children=True
+        ),
+        Cancelable(name="middle").on_progress(
+            lambda op_id, message, meta: heard.append(f"middle: {message}"),
+            include_children=True,
+        ),
+        Cancelable(name="inner").on_progress(
+            lambda op_id, message, meta: heard.append(f"inner: {message}")
+        ) as inner,
+    ):
+        async for _ in inner.stream([1, 2], report_interval=2):
+            pass
+    assert heard == [
+        "inner: Processed 2 items",
+        "middle: Processed 2 items",
+        "outer: Processed 2 items",
+    ]
+
+
+async def test_a_parent_running_inside_its_child_hears_it_once() -> None:
+    heard: list[str] = []
+    parent = Cancelable(name="parent").on_progress(
+        lambda op_id, message, meta: heard.append(message), include_children=True
+    )
+    child = Cancelable(name="child", parent=parent)
+    async with child, parent:  # the parent's block runs inside the child's
+        await child.report_progress("from the child")
+        await parent.report_progress("from the parent")
+    assert heard == ["from the child", "from the parent"]
 
 
 # -- inside the block: shield, wrap, is_cancelled ------------------------------------------

@@ -484,8 +484,17 @@ def test_bad_stream_arguments(kwargs: dict[str, Any], error: type[Exception], me
 
 
 def test_bad_stream_sources_and_operations() -> None:
-    with pytest.raises(TypeError, match=r"^iterator must be an async iterable, got \[1\]$"):
-        Cancelable().stream([1])  # type: ignore[arg-type]
+    # Plain iterables are streams too ([2/6]): only what cannot be iterated is refused.
+    with pytest.raises(
+        TypeError, match=r"^iterator must be an iterable or an async iterable, got 42$"
+    ):
+        Cancelable().stream(42)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"^in_thread is for plain iterables, whose next item may block; "
+    ):
+        Cancelable().stream(Source().items(), in_thread=True)
+    with pytest.raises(TypeError, match=r"^in_thread must be a bool, got 1$"):
+        Cancelable().stream([1], in_thread=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^cancelable must be a Cancelable, got None$"):
         CancelableAsyncIterator(Source().items(), None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^chunk_size must be at least 1, got 0$"):
@@ -527,3 +536,146 @@ async def test_chunked_stream_with_progress_and_buffer() -> None:
         "buffer": [0, 1, 2, 3],
         "completed": True,
     }
+
+
+# -- plain iterables ([2/6]) ---------------------------------------------------------------------
+
+
+class Plain:
+    """A plain generator factory that records whether its `finally` ran, and in which thread."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.threads: set[str] = set()
+
+    def items(self, count: int = 10**9, pause: float = 0.0) -> Iterator[int]:
+        import threading
+
+        try:
+            for index in range(count):
+                self.threads.add(threading.current_thread().name)
+                if pause:
+                    time.sleep(pause)  # a blocking read
+                yield index
+        finally:
+            self.closed = True
+
+
+async def tick(ticks: list[float]) -> None:
+    while True:
+        ticks.append(time.monotonic())
+        await anyio.sleep(0.01)
+
+
+async def test_a_plain_list_streams_like_an_async_iterable() -> None:
+    async with Cancelable() as cancel:
+        seen = [item async for item in cancel.stream([3, 1, 2])]
+    assert seen == [3, 1, 2]
+    assert cancel.context.partial_result == {"count": 3, "buffer": [3, 1, 2], "completed": True}
+
+
+async def test_a_plain_generator_lets_other_tasks_run_and_a_timeout_in() -> None:
+    # The body never awaits: only the stream's checkpoint between items keeps the loop going.
+    plain, ticks = Plain(), []
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tick, ticks)
+        with pytest.raises(TimeoutCancelation):
+            async with Cancelable.with_timeout(0.2) as cancel:
+                async for _ in cancel.stream(plain.items()):
+                    pass
+        tasks.cancel_scope.cancel()
+    assert len(ticks) >= 5  # about 20 in 0.2 s; none at all if the loop were starved
+    assert plain.closed
+    assert cancel.context.partial_result["count"] > 0
+    assert cancel.context.partial_result["completed"] is False
+
+
+class Lines:
+    """A plain iterator with a `close()`, like a file or a sync client's response."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def __iter__(self) -> Lines:
+        return self
+
+    def __next__(self) -> str:
+        return "line"
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+async def test_a_plain_iterator_left_early_is_closed_once_one_never_iterated_never() -> None:
+    left, lines, unstarted = Plain(), Lines(), Lines()
+    async with Cancelable() as cancel:
+        async for item in cancel.stream(left.items()):
+            if item == 2:
+                break
+        async for _ in cancel.stream(lines):
+            break
+        cancel.stream(unstarted)  # as for async iterables: never started, left alone
+    assert left.closed
+    assert lines.closed == 1
+    assert unstarted.closed == 0
+    assert cancel.context.partial_result["count"] == 1
+
+
+async def test_count_includes_the_item_a_cancellation_interrupted() -> None:
+    token = CancelationToken()
+    async with Cancelable.with_token(token, raise_on_cancel=False) as cancel:
+        async for item in cancel.stream(range(100)):
+            if item == 4:
+                token.cancel_sync(message="stop mid-item")
+                await anyio.sleep(1)  # processing item 4: interrupted here
+    assert cancel.context.partial_result["count"] == 5
+    assert cancel.context.partial_result["buffer"] == [0, 1, 2, 3, 4]
+
+
+async def test_in_thread_takes_items_in_a_worker_while_the_loop_runs() -> None:
+    plain, ticks = Plain(), []
+    started = time.monotonic()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tick, ticks)
+        async with Cancelable() as cancel:
+            seen = [item async for item in cancel.stream(plain.items(5, 0.05), in_thread=True)]
+        tasks.cancel_scope.cancel()
+    elapsed = time.monotonic() - started
+    assert seen == [0, 1, 2, 3, 4]
+    import threading
+
+    assert threading.current_thread().name not in plain.threads
+    assert len([t for t in ticks if t - started < elapsed]) >= 8  # ~25 ticks in 0.25 s
+    assert plain.closed
+
+
+async def test_in_thread_cancellation_lands_once_the_item_being_taken_arrives() -> None:
+    plain = Plain()
+    started = time.monotonic()
+    with pytest.raises(TimeoutCancelation):
+        async with Cancelable.with_timeout(0.15) as cancel:
+            async for _ in cancel.stream(plain.items(pause=0.1), in_thread=True):
+                pass
+    assert 0.15 <= time.monotonic() - started < 2.0
+    assert plain.closed
+    assert 1 <= cancel.context.partial_result["count"] <= 2
+
+
+async def test_cancelable_stream_over_a_plain_iterable_with_a_token_keeps_its_id() -> None:
+    token = CancelationToken()
+    items = cancelable_stream(range(10**9), token=token, operation_id="rows", name="rows")
+    with pytest.raises(ManualCancelation) as info:
+        async with items:
+            async for item in items:
+                if item == 3:
+                    await token.cancel(message="enough")
+    assert info.value.context is not None
+    assert info.value.context.id == "rows"
+    assert info.value.message == "enough"
+    assert info.value.context.partial_result["count"] == 4
+
+
+async def test_chunked_stream_over_a_plain_iterable() -> None:
+    async with Cancelable() as cancel:
+        chunks = [chunk async for chunk in chunked_cancelable_stream(range(5), 2, cancel)]
+    assert chunks == [[0, 1], [2, 3], [4]]

@@ -346,7 +346,7 @@ async def test_chunks_are_lists_of_the_item_type() -> None:
 async def test_streams_refuse_bad_arguments() -> None:
     async with Cancelable() as cancel:
         with pytest.raises(TypeError, match="iterator"):
-            cancel.stream([1, 2, 3])  # pyright: ignore[reportArgumentType]
+            cancel.stream(42)  # pyright: ignore[reportArgumentType]
         with pytest.raises(TypeError, match="chunk_size"):
             chunked_cancelable_stream(numbers(), "3", cancel)  # pyright: ignore[reportArgumentType]
         with pytest.raises(TypeError, match="cancelable"):
@@ -354,7 +354,26 @@ async def test_streams_refuse_bad_arguments() -> None:
     with pytest.raises(TypeError, match="timeout"):
         cancelable_stream(numbers(), timeout="60")  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="stream"):
-        cancelable_stream(range(3))  # pyright: ignore[reportArgumentType]
+        cancelable_stream(3)  # pyright: ignore[reportArgumentType]
+
+
+async def test_plain_iterables_stream_with_their_item_type() -> None:
+    async with Cancelable() as cancel:
+        words = cancel.stream(["a", "b"], in_thread=True)
+        assert_type(words, CancelableAsyncIterator[str])
+        assert [word async for word in words] == ["a", "b"]
+    numbers_stream = cancelable_stream(range(3))
+    assert_type(numbers_stream, CancelableAsyncIterator[int])
+    assert [number async for number in numbers_stream] == [0, 1, 2]
+
+
+def test_add_token_and_on_progress_keep_the_operations_type() -> None:
+    class Job(Cancelable):
+        pass
+
+    job = Job.with_timeout(5).add_token(CancelationToken())
+    assert_type(job, Job)
+    assert_type(job.on_progress(print, include_children=True), Job)
 
 
 # -- threads -----------------------------------------------------------------------------------

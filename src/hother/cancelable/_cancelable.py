@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import time
 from _thread import get_ident
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from contextvars import Token
 from functools import wraps
@@ -78,7 +86,7 @@ from ._exceptions import CancelationError as _CancelationError
 from ._links import OperationToken, ParentLink
 from ._registry import OperationRegistry
 from ._request import Request, Requests
-from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator
+from ._streams import DEFAULT_BUFFER_LIMIT, CancelableAsyncIterator, items_of
 from ._threads import run_in_thread
 from ._token import CancelationToken
 from ._wakeup import LoopWaker, current_waker
@@ -324,11 +332,40 @@ class Cancelable:
         self._sources = (*self._sources, source)
         return self
 
+    def add_token(self, token: CancelationToken) -> Self:
+        """Be cancelled also when `token` is, with the token's reason and message.
+
+        `Cancelable.with_timeout(5).add_token(token)` is a timeout that the token can end
+        early: one operation, one id. Adding a token it already listens to changes nothing.
+
+        Raises:
+            TypeError: `token` is not a `CancelationToken`.
+            ValueError: `token` is this operation's own `token`.
+            RuntimeError: the operation was already entered.
+        """
+        if not isinstance(token, CancelationToken):
+            raise TypeError(f"token must be a CancelationToken, got {token!r}")
+        if token is self._token:
+            raise ValueError(
+                f"token is this operation's own token, {token!r}: it cannot wait for itself"
+            )
+        self._require_pending("add_token")
+        listened = self._listened()
+        if token not in listened:
+            self._tokens = (*listened, token) if listened else token
+        return self
+
     def combine(self, *others: Cancelable) -> Cancelable:
         """A new operation cancelled by this one or any of `others`, with its reason.
 
         Timeouts, tokens and sources are merged, and the earliest timeout wins. Cancelling
-        one of the originals (`cancel()`, its token) cancels the combination.
+        one of the originals (`cancel()`, its token) cancels the combination, which is the
+        one to enter: the originals never run.
+
+        The combination has an id of its own (none of the members'); it keeps this
+        operation's name, metadata, `parent`, `register_globally` and `raise_on_cancel`, and
+        no callbacks: register them on it. To keep this operation's id and callbacks, use
+        `add_token` or `add_source` on it instead.
 
         Raises:
             TypeError: one of `others` is not a `Cancelable`.
@@ -376,20 +413,53 @@ class Cancelable:
         """Call `callback(context, error)` (sync or async) when the body raises."""
         return self._add_callback("error", callback)
 
-    def on_progress(self, callback: Callable[[str, Any, dict[str, Any] | None], Any]) -> Self:
-        """Call `callback(operation_id, message, metadata)` on each `report_progress`."""
+    def on_progress(
+        self,
+        callback: Callable[[str, Any, dict[str, Any] | None], Any],
+        *,
+        include_children: bool = False,
+    ) -> Self:
+        """Call `callback(operation_id, message, metadata)` on each `report_progress`.
+
+        With `include_children`, `callback` also hears the progress of every operation
+        below this one: those made with `parent=` it, those whose block runs inside its
+        block (nested, or in a task started there), and theirs in turn. The first argument
+        is then the id of the operation that reported, so one callback can keep one line of
+        progress for a whole crawl.
+
+        Raises:
+            TypeError: `callback` is not callable, or `include_children` is not a bool.
+        """
+        if include_children is not False:
+            check_bool("include_children", include_children)
+            self._add_callback("progress below", callback)
         return self._add_callback("progress", callback)
 
     async def report_progress(self, message: Any, metadata: dict[str, Any] | None = None) -> None:
         """Call the progress callbacks with `(operation_id, message, metadata)`.
+
+        Then those of the operations above it that asked for their children's progress
+        (`on_progress(..., include_children=True)`), nearest first.
 
         Raises:
             TypeError: `metadata` is neither a dict nor None.
         """
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict or None, got {metadata!r}")
+        operation_id = self._context.id
         if self._callbacks is not None:
-            await self._callbacks.run("progress", self._context.id, message, metadata)
+            await self._callbacks.run("progress", operation_id, message, metadata)
+        seen: list[Cancelable] = [self]
+        above = self._above()
+        while above is not None and above not in seen:  # a parent may run inside its child
+            if above._callbacks is not None:
+                await above._callbacks.run("progress below", operation_id, message, metadata)
+            seen.append(above)
+            above = above._above()
+
+    def _above(self) -> Cancelable | None:
+        """The operation this one is a child of: its `parent`, else the one it runs in."""
+        return self._parent if self._parent is not None else self._enclosing
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -985,10 +1055,12 @@ class Cancelable:
 
     def stream(
         self,
-        iterator: AsyncIterable[T],
+        iterator: AsyncIterable[T] | Iterable[T],
         report_interval: int | None = None,
         buffer_partial: bool = True,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+        *,
+        in_thread: bool = False,
     ) -> CancelableAsyncIterator[T]:
         """Iterate `iterator` inside this block: items pass through, progress is counted.
 
@@ -1002,10 +1074,14 @@ class Cancelable:
         however the block ends; `buffer` keeps the newest `buffer_limit` items (unless
         `buffer_partial` is False). Every `report_interval` items the progress callbacks get
         `"Processed N items"` with `{"count": N, "latest_item": item}`. Left early, the source
-        is closed when the block ends. See `CancelableAsyncIterator`.
+        is closed when the block ends.
+
+        `iterator` may be a plain iterable: a checkpoint between two of its items keeps the
+        loop responsive; with `in_thread`, each item is taken in a worker thread, for an
+        iterator whose `next()` blocks. See `CancelableAsyncIterator`.
         """
         return CancelableAsyncIterator(
-            iterator, self, report_interval, buffer_partial, buffer_limit
+            iterator, self, report_interval, buffer_partial, buffer_limit, in_thread=in_thread
         )
 
     async def run_in_thread(
@@ -1096,7 +1172,7 @@ def _cancelled(exc: BaseException, group: bool) -> bool:
 
 
 def cancelable_stream(
-    stream: AsyncIterable[T],
+    stream: AsyncIterable[T] | Iterable[T],
     timeout: float | timedelta | None = None,
     token: CancelationToken | None = None,
     report_interval: int | None = None,
@@ -1104,6 +1180,8 @@ def cancelable_stream(
     buffer_partial: bool = False,
     operation_id: str | None = None,
     name: str | None = None,
+    *,
+    in_thread: bool = False,
 ) -> CancelableAsyncIterator[T]:
     """`stream` as an operation of its own, bounded by `timeout` and/or `token`.
 
@@ -1111,13 +1189,13 @@ def cancelable_stream(
     as the `CancelationError` for its reason; `partial_result` of the operation (reached
     through the exception's `context`) holds what was consumed. Close it with
     `async with cancelable_stream(...) as items:` (or `contextlib.aclosing`) when the loop
-    may be left early.
+    may be left early. `stream` may be a plain iterable, and `in_thread` takes its items in a
+    worker thread, as for `Cancelable.stream`.
 
     Raises:
         TypeError, ValueError: an argument is of the wrong type or out of range.
     """
-    if not isinstance(stream, AsyncIterable):
-        raise TypeError(f"stream must be an async iterable, got {stream!r}")
+    items: AsyncIterator[T] = items_of("stream", stream, in_thread)
     if on_progress is not None and not callable(on_progress):
         raise TypeError(f"on_progress must be callable or None, got {on_progress!r}")
     if timeout is not None:
@@ -1125,7 +1203,8 @@ def cancelable_stream(
     else:
         operation = Cancelable(operation_id=operation_id, name=name)
     if token is not None:
-        operation = operation.combine(Cancelable.with_token(token))
+        operation.add_token(token)
+    iterator = CancelableAsyncIterator(items, operation, report_interval, buffer_partial)
     if on_progress is not None:
         operation.on_progress(on_progress)
-    return CancelableAsyncIterator(stream, operation, report_interval, buffer_partial)
+    return iterator

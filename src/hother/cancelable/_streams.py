@@ -16,7 +16,14 @@ meanwhile), and the life of an operation run item by item (`_begin_steps`, `_ste
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Self, TypeVar, cast
 
@@ -31,7 +38,12 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     from ._cancelable import Cancelable
     from ._exceptions import CancelationError
 
-__all__ = ["DEFAULT_BUFFER_LIMIT", "CancelableAsyncIterator", "chunked_cancelable_stream"]
+__all__ = [
+    "DEFAULT_BUFFER_LIMIT",
+    "CancelableAsyncIterator",
+    "chunked_cancelable_stream",
+    "items_of",
+]
 
 T = TypeVar("T")
 
@@ -39,9 +51,67 @@ DEFAULT_BUFFER_LIMIT = 1000
 """How many of the newest items `partial_result["buffer"]` keeps, unless told otherwise."""
 
 
-def _check_async_iterable(name: str, value: object) -> None:
-    if not isinstance(value, AsyncIterable | AsyncIterator):
-        raise TypeError(f"{name} must be an async iterable, got {value!r}")
+def items_of(name: str, value: object, in_thread: object) -> AsyncIterator[Any]:
+    """The async iterator that gives `value`'s items: its own, or a plain iterator's."""
+    check_bool("in_thread", in_thread)
+    if isinstance(value, AsyncIterable | AsyncIterator):
+        if in_thread:
+            raise ValueError(
+                f"in_thread is for plain iterables, whose next item may block; {name} is an "
+                f"async iterable, got {value!r}"
+            )
+        items = cast("AsyncIterable[Any]", value)
+        return items if isinstance(items, AsyncIterator) else aiter(items)
+    if isinstance(value, str | bytes | bytearray):
+        raise TypeError(
+            f"{name} must be an iterable of items, not one {type(value).__name__} (wrap it in a "
+            f"list to stream it as one item), got {value!r}"
+        )
+    if isinstance(value, Iterable):
+        return _PlainItems(iter(cast("Iterable[Any]", value)), bool(in_thread))
+    raise TypeError(f"{name} must be an iterable or an async iterable, got {value!r}")
+
+
+_DONE: Any = object()
+
+
+class _PlainItems(AsyncIterator[T], Generic[T]):
+    """A plain iterator's items, with a checkpoint between two items.
+
+    So a loop over a list whose body never awaits still lets other tasks run, and lets a
+    cancellation in. With `in_thread`, each item is taken in a worker thread (that call is
+    the checkpoint): the loop goes on while a blocking `next()` waits, and a cancellation
+    lands once the item being taken has arrived.
+    """
+
+    __slots__ = ("_in_thread", "_iterator", "_started")
+
+    def __init__(self, iterator: Iterator[T], in_thread: bool) -> None:
+        self._iterator = iterator
+        self._in_thread = in_thread
+        self._started = False
+
+    async def __anext__(self) -> T:
+        if self._in_thread:
+            item = await anyio.to_thread.run_sync(next, self._iterator, _DONE)
+        else:
+            if self._started:
+                await anyio.lowlevel.checkpoint()
+            self._started = True
+            item = next(self._iterator, _DONE)
+        if item is _DONE:
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        """Close the iterator, if it can be (a generator's `finally` runs)."""
+        close: Callable[[], Any] | None = getattr(self._iterator, "close", None)
+        if close is None:
+            return
+        if self._in_thread:
+            await anyio.to_thread.run_sync(close)
+        else:
+            close()
 
 
 def _check_interval(value: object) -> int | None:
@@ -65,10 +135,18 @@ def _check_positive_int(name: str, value: object) -> int:
 class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     """Iterates `iterator` under `cancelable`, counting items and keeping partial results.
 
+    `iterator` is an async iterable or a plain one (a list, a generator): between two items
+    of a plain one the stream awaits a checkpoint, so a body that never awaits still lets
+    other tasks run and a cancellation in; with `in_thread`, each of its items is taken in a
+    worker thread instead, for an iterator whose `next()` blocks (a sync client's response,
+    a file being written).
+
     Items pass through unchanged. `cancelable.context.partial_result` becomes
     `{"count": int, "buffer": list | None, "completed": bool}`, kept up to date however the
-    block ends; `buffer` holds the newest `buffer_limit` items when `buffer_partial` is on
-    (a `deque` while the stream runs, a `list` once it has ended). Every `report_interval`
+    block ends. `count` is the number of items handed to the loop's body, so an item whose
+    processing a cancellation interrupted is counted; `buffer` holds the newest
+    `buffer_limit` items when `buffer_partial` is on (a `deque` while the stream runs, a
+    `list` once it has ended). Every `report_interval`
     items, progress is reported: `"Processed N items"` with `{"count": N, "latest_item": item}`.
 
     Iterated inside the operation's `async with` block (what `cancel.stream(...)` is for),
@@ -77,7 +155,8 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
     it starts at the first item, and a cancellation then leaves the `async for` as the
     `CancelationError` for its reason (or ends the stream, with `raise_on_cancel=False`).
 
-    The source is closed (its `aclose()` awaited, so its `finally` runs) once, when the
+    The source is closed (its `aclose()` awaited, or a plain iterator's `close()` called,
+    so its `finally` runs) once, when the
     stream ends however it ends: run to its end, left early (`break`, an exception, a
     cancellation: as the operation's block ends), or closed with `aclose()` or
     `async with` on the iterator, which close it at once.
@@ -100,22 +179,21 @@ class CancelableAsyncIterator(AsyncIterator[T], Generic[T]):
 
     def __init__(
         self,
-        iterator: AsyncIterable[T] | AsyncIterator[T],
+        iterator: AsyncIterable[T] | Iterable[T],
         cancelable: Cancelable,
         report_interval: int | None = None,
         buffer_partial: bool = False,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+        *,
+        in_thread: bool = False,
     ) -> None:
-        _check_async_iterable("iterator", iterator)
         # What every Cancelable has (this module cannot import the class: it imports this).
         if not isinstance(getattr(cancelable, "context", None), OperationContext):
             raise TypeError(f"cancelable must be a Cancelable, got {cancelable!r}")
         self._interval = _check_interval(report_interval)
         check_bool("buffer_partial", buffer_partial)
         limit = _check_positive_int("buffer_limit", buffer_limit)
-        self._source: AsyncIterator[T] = (
-            iterator if isinstance(iterator, AsyncIterator) else aiter(iterator)
-        )
+        self._source: AsyncIterator[T] = items_of("iterator", iterator, in_thread)
         self._operation = cancelable
         self._count = 0
         self._buffer: deque[T] | None = deque(maxlen=limit) if buffer_partial else None
@@ -351,11 +429,13 @@ class _Chunks(AsyncIterator[list[T]], Generic[T]):
 
 
 def chunked_cancelable_stream(
-    stream: AsyncIterable[T],
+    stream: AsyncIterable[T] | Iterable[T],
     chunk_size: int,
     cancelable: Cancelable,
     report_interval: int | None = None,
     buffer_partial: bool = False,
+    *,
+    in_thread: bool = False,
 ) -> AsyncIterator[list[T]]:
     """`stream` in lists of up to `chunk_size` items, under `cancelable` like `cancel.stream`.
 
@@ -368,8 +448,8 @@ def chunked_cancelable_stream(
         TypeError, ValueError: `chunk_size` is not a whole number >= 1, or another argument
             is bad.
     """
-    _check_async_iterable("stream", stream)
     size = _check_positive_int("chunk_size", chunk_size)
+    items = items_of("stream", stream, in_thread)
     return _Chunks(
-        CancelableAsyncIterator(stream, cancelable, report_interval, buffer_partial), size
+        CancelableAsyncIterator(items, cancelable, report_interval, buffer_partial), size
     )
