@@ -4,8 +4,8 @@
 A job allocates memory step by step (5 MB every 0.05 s) inside a Cancelable watched by a
 `ResourceConditionSource` with two thresholds, checked every 0.05 s:
 
-- `process_memory_threshold`: this process's resident memory (RSS) at the start plus 40 MB;
-  the one that fires, after about eight steps;
+- `process_memory_growth`: 40 MB over this process's resident memory (RSS) as the block is
+  entered, measured by the source itself; the one that fires, after about eight steps;
 - `memory_threshold`: a share of the machine's memory well above what is in use now; it is
   there to show several thresholds at once, and does not fire.
 
@@ -15,7 +15,8 @@ Cancelable also has a 3 s timeout: if the source never fired, the block would en
 `TimeoutCancelation` instead, and the script would exit non-zero.
 
 Beside the job, a ticker task wakes every 5 ms and records the largest gap between two ticks:
-the psutil samples are taken in worker threads, so they never hold up the event loop.
+the psutil samples are taken in worker threads, so they never hold up the event loop (only the
+baseline, one read of this process's RSS as the block is entered, is taken on the loop).
 
 Needs psutil, which comes with the `resources` extra: pip install 'hother-cancelable[resources]'.
 Every outcome is checked, so the script exits non-zero if the library misbehaves.
@@ -52,7 +53,7 @@ except ImportError:
 MB = 1024 * 1024
 STEP = 5 * MB  # allocated per step
 STEP_INTERVAL = 0.05
-MARGIN = 40 * MB  # how much the job may take on top of the RSS at the start
+GROWTH = 40 * MB  # how much the job may take on top of the RSS at the block's entry
 CHECK_INTERVAL = 0.05
 MAX_STEPS = 30  # 150 MB: the job stops allocating there, whatever happens
 BUDGET = 3.0  # the Cancelable's timeout: the source must fire well before it
@@ -108,26 +109,26 @@ async def hungry_job(cancel: Cancelable, buffers: list[bytearray]) -> None:
 
 async def main() -> None:
     start_rss = rss()
-    limit = start_rss + MARGIN
     in_use = psutil.virtual_memory().percent
     system_limit = min(100.0, max(95.0, in_use + 20.0))
     resources = CountedResources(
-        process_memory_threshold=limit,
+        process_memory_growth=GROWTH,
         memory_threshold=system_limit,
         check_interval=CHECK_INTERVAL,
     )
     before = time.perf_counter()
-    resources.check()  # one sample here, on the loop, only to time it
+    resources.check()  # one sample here, on the loop, only to time it; entry reads its own baseline
     sample = time.perf_counter() - before
     resources.checks = resources.checks_on_main_thread = 0
 
-    print(f"This process uses {megabytes(start_rss)} of resident memory (RSS) at the start.")
+    print(f"This process uses {megabytes(start_rss)} of resident memory (RSS) before the job.")
     print(f"A job allocates {STEP // MB} MB every {STEP_INTERVAL:g} s inside a Cancelable with a")
     print(f"{BUDGET:g} s timeout and a ResourceConditionSource checked every {CHECK_INTERVAL:g} s:")
-    print(f"  process_memory_threshold: {limit} B, that is {megabytes(limit)} (RSS + 40 MB)")
+    print(f"  process_memory_growth: {GROWTH} B, that is 40 MB over the RSS at the block's entry")
     print(f"  memory_threshold: {system_limit:g}% of the machine's memory, {in_use:g}% in use now")
     print(f"One sample with psutil takes {sample * 1000:.2f} ms; the source takes its samples in")
-    print("worker threads, while a ticker task beside the job wakes every 5 ms.")
+    print("worker threads (all but the baseline, read as the block is entered), while a")
+    print("ticker task beside the job wakes every 5 ms.")
     print()
 
     cancel = Cancelable.with_timeout(BUDGET, name="memory-hungry job").add_source(resources)
@@ -153,6 +154,9 @@ async def main() -> None:
         f"{exception_name(error)} left the block after {elapsed:.2f} s: {error}",
     )
     assert isinstance(error, ConditionCancelation)
+    baseline = resources.baseline_rss
+    expect(baseline is not None, "the source measured no baseline")
+    assert baseline is not None
     gap_ms = ticks.largest_gap * 1000
     in_use_now = psutil.virtual_memory().percent
     print(f"After {elapsed:.2f} s and {steps} steps ({steps * STEP // MB} MB allocated), the block")
@@ -160,9 +164,11 @@ async def main() -> None:
     print(f"  condition_name: {error.condition_name!r}")
     print(f"  reason: {error.reason.name}")
     print(f"  message: {error.message!r}")
-    print(f"The process memory threshold was crossed: the RSS is now {megabytes(end_rss)},")
-    print(f"{megabytes(end_rss - limit)} over the {megabytes(limit)} allowed. The machine's memory")
-    print(f"({in_use_now:g}% in use) stayed under its {system_limit:g}% threshold.")
+    grown = megabytes(end_rss - baseline)
+    print(f"The process memory budget was exceeded: the RSS grew by {grown}, from")
+    print(f"{megabytes(baseline)} at the block's entry to {megabytes(end_rss)}, more than the")
+    print(f"{megabytes(GROWTH)} allowed. The machine's memory ({in_use_now:g}% in use) stayed")
+    print(f"under its {system_limit:g}% threshold.")
     print(f"The job's progress stays in context.partial_result: {cancel.context.partial_result}.")
     print()
     print(f"Meanwhile the ticker ticked {ticks.count} times; the largest gap between two of its")
@@ -175,8 +181,8 @@ async def main() -> None:
     expect(error.reason is CancelationReason.CONDITION, f"err.reason is {error.reason.name}")
     expect(error.condition_name == resources.name, f"condition_name is {error.condition_name!r}")
     expect(
-        error.message is not None and "process memory" in error.message,
-        f"the message does not name the process memory threshold: {error.message!r}",
+        error.message is not None and error.message.startswith("process memory grew by "),
+        f"the message does not name the process memory growth: {error.message!r}",
     )
     expect(error.context is cancel.context, "err.context is not the operation's context")
     expect(cancel.context.status is OperationStatus.CANCELLED, "the block was not CANCELLED")
@@ -184,7 +190,14 @@ async def main() -> None:
         cancel.context.cancel_reason is CancelationReason.CONDITION,
         f"context.cancel_reason is {cancel.context.cancel_reason}",
     )
-    expect(end_rss >= limit, f"cancelled at {megabytes(end_rss)}, under {megabytes(limit)}")
+    expect(
+        end_rss - baseline > GROWTH,
+        f"cancelled after {megabytes(end_rss - baseline)} of growth, within {megabytes(GROWTH)}",
+    )
+    expect(
+        abs(baseline - start_rss) < 10 * MB,
+        f"baseline {megabytes(baseline)} is not the RSS before the job, {megabytes(start_rss)}",
+    )
     expect(
         0 < steps < MAX_STEPS
         and cancel.context.partial_result == {"steps": steps, "allocated_mb": steps * STEP // MB},

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
+import threading
 import time
 from typing import Any
 
@@ -284,3 +286,132 @@ async def test_memory_threshold_fires_with_the_share_in_use() -> None:
 def test_a_sample_under_every_threshold_finds_nothing() -> None:
     source = ResourceConditionSource(memory_threshold=100, process_memory_threshold=2**62)
     assert source.check() is None
+
+
+# -- growth over the RSS at entry ----------------------------------------------------------
+
+MiB = 1024**2
+GROWTH = re.compile(
+    r"^process memory grew by (?P<grown>\d+\.\d) MiB > 40\.0 MiB "
+    r"\(from (?P<baseline>\d+\.\d) MiB at entry\)$"
+)
+
+
+def rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+class CountedChecks(ResourceConditionSource):
+    """The library's source, counting the samples it took so a test can wait for some."""
+
+    def __init__(self, **thresholds: Any) -> None:
+        super().__init__(**thresholds)
+        self.checks = 0
+        self._wanted = 0
+        self._enough = threading.Event()
+
+    def check(self) -> str | None:
+        breach = super().check()
+        self.checks += 1
+        if self.checks >= self._wanted:
+            self._enough.set()
+        return breach
+
+    async def more_samples(self, count: int) -> None:
+        """Wait until this source has taken `count` more samples (5 s at most)."""
+        self._wanted = self.checks + count
+        self._enough.clear()  # a sample that set it meanwhile is followed by others
+        assert await anyio.to_thread.run_sync(self._enough.wait, 5), f"{self.checks} samples"
+
+
+async def test_memory_growth_past_the_budget_cancels_the_block() -> None:
+    source = ResourceConditionSource(process_memory_growth=40 * MiB, check_interval=0.02)
+    assert source.baseline_rss is None
+    before = rss()
+    start = time.monotonic()
+    with pytest.raises(ConditionCancelation) as info:
+        async with Cancelable().add_source(source) as cancel:
+            # Before the first await: the baseline was read as the block was entered.
+            allocation = bytearray(60 * MiB)
+            await anyio.sleep(10)
+    del allocation
+    assert time.monotonic() - start < 5
+    assert info.value.condition_name == "resources"
+    assert info.value.reason is CancelationReason.CONDITION
+    assert cancel.context.status is OperationStatus.CANCELLED
+    found = GROWTH.match(info.value.message or "")
+    assert found is not None, info.value.message
+    assert 40 < float(found["grown"]) < 100
+    assert source.baseline_rss is not None
+    assert abs(source.baseline_rss - before) < 20 * MiB
+    assert found["baseline"] == f"{source.baseline_rss / MiB:.1f}"
+
+
+async def test_memory_growth_within_the_budget_lets_the_block_finish() -> None:
+    source = CountedChecks(process_memory_growth=200 * MiB, check_interval=0.02)
+    async with Cancelable().add_source(source) as cancel:
+        allocation = bytearray(20 * MiB)
+        await source.more_samples(5)  # taken with the allocation in place
+    del allocation
+    assert cancel.context.status is OperationStatus.COMPLETED
+
+
+async def test_a_reused_source_measures_a_new_baseline_at_each_entry() -> None:
+    source = CountedChecks(process_memory_growth=40 * MiB, check_interval=0.02)
+    with pytest.raises(ConditionCancelation):
+        async with Cancelable().add_source(source):
+            allocation = bytearray(60 * MiB)
+            await anyio.sleep(10)
+    first = source.baseline_rss
+    assert first is not None
+    # The allocation is still there: counted from the first baseline it is over the budget.
+    async with Cancelable().add_source(source) as cancel:
+        assert source.baseline_rss is not None
+        assert source.baseline_rss - first > 50 * MiB
+        await source.more_samples(5)
+    del allocation
+    assert cancel.context.status is OperationStatus.COMPLETED
+
+
+async def test_a_check_by_hand_before_entry_takes_the_baseline_until_a_block_is_entered() -> None:
+    source = CountedChecks(process_memory_growth=40 * MiB, check_interval=0.02)
+    assert source.check() is None
+    by_hand = source.baseline_rss
+    assert by_hand is not None
+    assert abs(by_hand - rss()) < 20 * MiB
+    allocation = bytearray(60 * MiB)
+    found = GROWTH.match(source.check() or "")
+    assert found is not None
+    assert found["baseline"] == f"{by_hand / MiB:.1f}"
+    # Entering a block measures its own baseline, with the allocation already in place.
+    async with Cancelable().add_source(source) as cancel:
+        assert source.baseline_rss is not None
+        assert source.baseline_rss - by_hand > 50 * MiB
+        await source.more_samples(5)
+    del allocation
+    assert cancel.context.status is OperationStatus.COMPLETED
+
+
+def test_without_a_growth_budget_there_is_no_baseline() -> None:
+    source = ResourceConditionSource(process_memory_threshold=2**62)
+    assert source.check() is None
+    assert source.baseline_rss is None
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "shown"),
+    [
+        (0, ValueError, "0"),
+        (-1, ValueError, "-1"),
+        (1.5, TypeError, "1.5"),
+        (True, TypeError, "True"),
+        ("10", TypeError, "'10'"),
+    ],
+)
+def test_bad_memory_growth_budget_is_refused(
+    value: object, error: type[Exception], shown: str
+) -> None:
+    with pytest.raises(error, match=rf"^process_memory_growth must be .* bytes, got {shown}$"):
+        ResourceConditionSource(process_memory_growth=value)  # pyright: ignore[reportArgumentType]

@@ -12,7 +12,7 @@ import anyio
 from hother.cancelable._callbacks import logger
 from hother.cancelable._checks import check_optional_str, check_timeout
 
-from ._base import CancelationSource
+from ._base import CancelationSource, Sink
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     import anyio.to_thread
@@ -138,6 +138,12 @@ class ResourceConditionSource(CancelationSource):
     `resources` extra) in a worker thread, so a slow read never blocks the event loop; CPU
     usage is measured between two consecutive checks of this source.
 
+    `process_memory_growth` is a budget relative to the block: each block this source watches
+    reads this process's RSS as it is entered (before the body's first line, so what the body
+    allocates before its first `await` counts too) and is cancelled once the RSS has grown by
+    more than the budget over that baseline. That one read, of this process's own counters, is
+    taken on the event loop; it cannot stall on a file system or the network.
+
     Args:
         memory_threshold: system memory in use, in percent (0-100).
         cpu_threshold: system CPU use since the previous check, in percent (0-100).
@@ -148,6 +154,8 @@ class ResourceConditionSource(CancelationSource):
         process_memory_threshold: this process's resident memory (RSS), in bytes.
         available_memory_threshold: cancel when the system's available memory falls below
             this many bytes.
+        process_memory_growth: how many bytes this process's RSS may grow by over its value
+            when the block was entered (see `baseline_rss`).
 
     Raises:
         ImportError: psutil is not installed.
@@ -166,6 +174,7 @@ class ResourceConditionSource(CancelationSource):
         disk_path: str | os.PathLike[str] = "/",
         process_memory_threshold: int | None = None,
         available_memory_threshold: int | None = None,
+        process_memory_growth: int | None = None,
     ) -> None:
         self.memory_threshold: float | None = _check_percent("memory_threshold", memory_threshold)
         self.cpu_threshold: float | None = _check_percent("cpu_threshold", cpu_threshold)
@@ -175,6 +184,9 @@ class ResourceConditionSource(CancelationSource):
         )
         self.available_memory_threshold: int | None = _check_bytes(
             "available_memory_threshold", available_memory_threshold
+        )
+        self.process_memory_growth: int | None = _check_bytes(
+            "process_memory_growth", process_memory_growth
         )
         self.check_interval: float = check_timeout(check_interval, "check_interval")
         if not isinstance(disk_path, str | os.PathLike):
@@ -186,6 +198,7 @@ class ResourceConditionSource(CancelationSource):
             self.disk_threshold,
             self.process_memory_threshold,
             self.available_memory_threshold,
+            self.process_memory_growth,
         )
         if all(threshold is None for threshold in thresholds):
             raise ValueError("ResourceConditionSource needs at least one threshold, got none")
@@ -193,6 +206,19 @@ class ResourceConditionSource(CancelationSource):
         self._psutil = _psutil()
         super().__init__(name=name or "resources")
         self._cpu_times: Any = None
+        self._baseline_rss: int | None = None
+
+    @property
+    def baseline_rss(self) -> int | None:
+        """The RSS, in bytes, that `process_memory_growth` counts from; None until measured.
+
+        Measured as each block this source watches is entered, so a source used for several
+        blocks, one after another, counts each block's growth from its own entry; it keeps
+        its value after the block, until the next one is entered. `check()` called by hand
+        before any block takes its first sample as the baseline. Always None without
+        `process_memory_growth`.
+        """
+        return self._baseline_rss
 
     async def watch(self) -> None:
         while True:
@@ -205,29 +231,72 @@ class ResourceConditionSource(CancelationSource):
             await anyio.sleep(self.check_interval)
 
     def check(self) -> str | None:
-        """Take one sample; a message naming the threshold crossed, or None. Blocking."""
-        psutil = self._psutil
-        if self.memory_threshold is not None or self.available_memory_threshold is not None:
-            memory = psutil.virtual_memory()
-            if self.memory_threshold is not None and memory.percent > self.memory_threshold:
-                return f"memory use {memory.percent:.1f}% > {self.memory_threshold:g}%"
-            limit = self.available_memory_threshold
-            if limit is not None and memory.available < limit:
-                return f"available memory {_size(memory.available)} < {_size(limit)}"
-        if self.cpu_threshold is not None:
-            percent = self._cpu_percent()
-            if percent is not None and percent > self.cpu_threshold:
-                return f"CPU use {percent:.1f}% > {self.cpu_threshold:g}%"
-        if self.disk_threshold is not None:
-            disk = psutil.disk_usage(self.disk_path)
-            if disk.percent > self.disk_threshold:
+        """Take one sample; a message naming the threshold crossed, or None. Blocking.
+
+        With `process_memory_growth`, a call made before any block was entered has no
+        baseline to count from: its sample becomes the baseline (so it finds no growth), and
+        later calls count from it until a block is entered.
+        """
+        return (
+            self._system_memory_breach()
+            or self._cpu_breach()
+            or self._disk_breach()
+            or self._process_memory_breach()
+        )
+
+    def _attach(self, sink: Sink) -> None:
+        # Here, not in watch(): its task starts only at the body's first checkpoint.
+        baseline = None if self.process_memory_growth is None else self._rss()
+        super()._attach(sink)  # refuses a second operation before the first one's baseline moves
+        if baseline is not None:
+            self._baseline_rss = baseline
+
+    def _rss(self) -> int:
+        return self._psutil.Process().memory_info().rss
+
+    def _system_memory_breach(self) -> str | None:
+        if self.memory_threshold is None and self.available_memory_threshold is None:
+            return None
+        memory = self._psutil.virtual_memory()
+        if self.memory_threshold is not None and memory.percent > self.memory_threshold:
+            return f"memory use {memory.percent:.1f}% > {self.memory_threshold:g}%"
+        limit = self.available_memory_threshold
+        if limit is not None and memory.available < limit:
+            return f"available memory {_size(memory.available)} < {_size(limit)}"
+        return None
+
+    def _cpu_breach(self) -> str | None:
+        if self.cpu_threshold is None:
+            return None
+        percent = self._cpu_percent()
+        if percent is not None and percent > self.cpu_threshold:
+            return f"CPU use {percent:.1f}% > {self.cpu_threshold:g}%"
+        return None
+
+    def _disk_breach(self) -> str | None:
+        if self.disk_threshold is None:
+            return None
+        disk = self._psutil.disk_usage(self.disk_path)
+        if disk.percent > self.disk_threshold:
+            return f"disk use of {self.disk_path} {disk.percent:.1f}% > {self.disk_threshold:g}%"
+        return None
+
+    def _process_memory_breach(self) -> str | None:
+        limit, budget = self.process_memory_threshold, self.process_memory_growth
+        if limit is None and budget is None:
+            return None
+        rss = self._rss()
+        if limit is not None and rss > limit:
+            return f"process memory {_size(rss)} > {_size(limit)}"
+        if budget is not None:
+            baseline = self._baseline_rss
+            if baseline is None:
+                self._baseline_rss = rss
+            elif rss - baseline > budget:
                 return (
-                    f"disk use of {self.disk_path} {disk.percent:.1f}% > {self.disk_threshold:g}%"
+                    f"process memory grew by {_size(rss - baseline)} > {_size(budget)} "
+                    f"(from {_size(baseline)} at entry)"
                 )
-        if self.process_memory_threshold is not None:
-            rss = psutil.Process().memory_info().rss
-            if rss > self.process_memory_threshold:
-                return f"process memory {_size(rss)} > {_size(self.process_memory_threshold)}"
         return None
 
     def _cpu_percent(self) -> float | None:
