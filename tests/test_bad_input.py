@@ -575,7 +575,11 @@ for threshold in ("memory_threshold", "cpu_threshold", "disk_threshold"):
         lambda env, v, t=threshold: ResourceConditionSource(**{t: v}),
         high=100,
     )
-for threshold in ("process_memory_threshold", "available_memory_threshold"):
+for threshold in (
+    "process_memory_threshold",
+    "available_memory_threshold",
+    "process_memory_growth",
+):
     counts(
         "ResourceConditionSource",
         threshold,
