@@ -1057,7 +1057,7 @@ def test_the_example_app_imports_without_starting_anything() -> None:
     assert isinstance(module.app, FastAPI)
     assert threading.active_count() == threads
     paths = module.app.openapi()["paths"]
-    assert sorted(paths) == ["/export", "/report", "/slow-report"]
+    assert sorted(paths) == ["/export", "/report", "/slow-report", "/yearly-report"]
 
 
 def test_the_integrations_package_imports_no_framework() -> None:
