@@ -509,8 +509,8 @@ def test_a_route_limit_below_the_middleware_default_ends_the_stream_first(
         elapsed = time.monotonic() - start
     *_, last = server_sent_events(response.text)
     message = f"operation timed out after {LIMIT / 2:g} s"
-    assert cancelled_event(last) == {"reason": "timeout", "message": message}
-    assert elapsed < LIMIT
+    assert cancelled_event(last) == {"reason": "timeout", "message": message}  # not the limit's
+    assert elapsed < LIMIT / 2 + 2
     cancelled = server.journal.wait_for("cancelled shorter")
     assert cancelled.data == {"reason": CancelationReason.TIMEOUT, "message": message}
 
