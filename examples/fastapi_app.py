@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """A FastAPI app whose requests stop when their client hangs up or their time is up.
 
-The app, `app`, has `RequestCancelationMiddleware(default_timeout=0.5)` and three endpoints:
+The app, `app`, has `RequestCancelationMiddleware(default_timeout=0.5)` and four endpoints:
 
 - `GET /report?rows=N` builds N rows in a few milliseconds and answers 200;
 - `GET /slow-report` would need 5 s: the middleware cancels it after 0.5 s and answers
   504 Gateway Timeout;
+- `GET /yearly-report` needs 0.8 s, and declares a limit of its own, `timeout=2`, with
+  `@with_cancelation`: it may run longer than the middleware's default, and answers 200;
 - `GET /export` would need 5 s too; it is meant for a client that gives up first.
 
 Both slow handlers note in their `finally` that their cleanup ran, and what the request's
@@ -18,7 +20,8 @@ on trio), calls its own endpoints with httpx, and checks what happened:
    (`current_operation()` is named `GET /report`);
 2. `/slow-report`: 504 after about 0.5 s; the handler's cleanup ran, and the token was not
    cancelled: the client was still there, the time was up;
-3. `/export`, from a client that hangs up after 0.2 s: the handler is cancelled at once and
+3. `/yearly-report`: 200 after about 0.8 s, past the middleware's default, within its own limit;
+4. `/export`, from a client that hangs up after 0.2 s: the handler is cancelled at once and
    its cleanup runs, with the token cancelled (reason MANUAL, "client disconnected"); the
    script prints how long after the hang-up.
 
@@ -46,9 +49,12 @@ from hother.cancelable.integrations.fastapi import (
     DISCONNECT_MESSAGE,
     RequestCancelationMiddleware,
     get_request_token,
+    with_cancelation,
 )
 
-REQUEST_TIMEOUT = 0.5  # seconds any request may take
+REQUEST_TIMEOUT = 0.5  # seconds any request may take, unless its route says otherwise
+YEARLY_REPORT_TIME = 0.8  # seconds /yearly-report needs
+YEARLY_REPORT_LIMIT = 2  # seconds /yearly-report may take: its own limit
 HANG_UP_AFTER = 0.2  # seconds the impatient client waits for /export
 
 
@@ -103,6 +109,13 @@ async def slow_report(request: Request) -> dict[str, str]:
     return await five_seconds_of_work("slow-report", request)
 
 
+@app.get("/yearly-report")
+@with_cancelation(timeout=YEARLY_REPORT_LIMIT)  # this route's own limit replaces the default
+async def yearly_report() -> dict[str, str]:
+    await anyio.sleep(YEARLY_REPORT_TIME)  # the work: longer than the middleware's default
+    return {"status": "done"}
+
+
 @app.get("/export")
 async def export(request: Request) -> dict[str, str]:
     return await five_seconds_of_work("export", request)
@@ -142,7 +155,18 @@ async def tour(base_url: str) -> None:
         expect(note is not None and not note["token_cancelled"], f"the cleanup noted {note}")
         print()
 
-        print(f"3. GET /export, from a client that hangs up after {HANG_UP_AFTER} s")
+        print(f"3. GET /yearly-report, which needs {YEARLY_REPORT_TIME} s and declares")
+        print(f"   @with_cancelation(timeout={YEARLY_REPORT_LIMIT}), its own limit")
+        start = anyio.current_time()
+        response = await client.get("/yearly-report")
+        elapsed = anyio.current_time() - start
+        print(f"   {response.status_code} after {elapsed:.2f} s: {response.json()}")
+        print("   The route's own limit replaced the middleware's default for this request.")
+        expect(response.status_code == 200, f"/yearly-report answered {response.status_code}")
+        expect(elapsed >= YEARLY_REPORT_TIME * 0.9, f"200 after {elapsed:.2f} s")
+        print()
+
+        print(f"4. GET /export, from a client that hangs up after {HANG_UP_AFTER} s")
         with anyio.move_on_after(HANG_UP_AFTER):
             await client.get("/export")  # cancelled: httpx closes the connection
         hung_up = anyio.current_time()

@@ -13,6 +13,7 @@ every backend.
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations below.
 
 import ast
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -37,7 +38,7 @@ pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
 from fastapi import Depends, FastAPI, Request, WebSocket  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi.responses import JSONResponse, StreamingResponse  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
 from hother.cancelable import (  # noqa: E402
@@ -45,6 +46,9 @@ from hother.cancelable import (  # noqa: E402
     CancelationReason,
     CancelationToken,
     ManualCancelation,
+    OperationContext,
+    OperationStatus,
+    ThreadSafeRegistry,
     TimeoutCancelation,
     current_operation,
 )
@@ -68,6 +72,9 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 REQUEST_TIMEOUT = 1.0  # the middleware's default_timeout in the app under test
+LIMIT = 0.5  # the middleware's default_timeout in the app under /limits
+LIMIT_MESSAGE = "request limit of 0.5 s (RequestCancelationMiddleware default_timeout) reached"
+TICK = 0.1  # seconds between two events of the streams under /limits
 WAIT = 5.0  # how long a test waits for something that should happen at once
 
 
@@ -214,6 +221,58 @@ def build_app(journal: Journal) -> FastAPI:
     return app
 
 
+def build_limits_app(journal: Journal) -> FastAPI:
+    """Streams under a middleware limit of 0.5 s, with routes that declare their own, or not."""
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=LIMIT)
+    longer = CancelableDependency(timeout=LIMIT * 10)
+    shorter = CancelableDependency(timeout=LIMIT / 2)
+    listed = CancelableDependency(timeout=30, name="listed stream", register_globally=True)
+
+    async def ticks(count: int) -> AsyncIterator[str]:
+        for number in range(count):
+            yield f"data: {number}\n\n"
+            await anyio.sleep(TICK)
+
+    def stream(id: str, cancel: Cancelable, count: int) -> Any:
+        def cancelled(context: OperationContext) -> None:
+            journal.write(
+                f"cancelled {id}", reason=context.cancel_reason, message=context.cancel_message
+            )
+
+        cancel.on_cancel(cancelled).on_complete(lambda _: journal.write(f"completed {id}"))
+        return cancelable_streaming_response(ticks(count), cancel, media_type="text/event-stream")
+
+    @app.get("/limits/longer")
+    async def longer_route(cancel: Annotated[Cancelable, Depends(longer)]) -> Any:
+        return stream("longer", cancel, 15)  # 1.5 s: three times the middleware's limit
+
+    @app.get("/limits/inherited")
+    async def inherited(cancel: Annotated[Cancelable, Depends(cancelable_dependency)]) -> Any:
+        return stream("inherited", cancel, 100)
+
+    @app.get("/limits/shorter")
+    async def shorter_route(cancel: Annotated[Cancelable, Depends(shorter)]) -> Any:
+        return stream("shorter", cancel, 100)
+
+    @app.get("/limits/listed")
+    async def listed_route(cancel: Annotated[Cancelable, Depends(listed)]) -> Any:
+        return stream("listed", cancel, 300)
+
+    return app
+
+
+def build_apps(journal: Journal) -> Any:
+    """`build_app`, and `build_limits_app` under /limits/."""
+    main, limits = build_app(journal), build_limits_app(journal)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        target = limits if scope.get("path", "").startswith("/limits/") else main
+        await target(scope, receive, send)
+
+    return app
+
+
 # -- servers, in threads -------------------------------------------------------------------------
 
 
@@ -289,7 +348,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     for needed in name.split("-"):
         pytest.importorskip(needed.replace("asyncio", "uvicorn"))
     journal = Journal()
-    with SERVERS[name](build_app(journal)) as url:
+    with SERVERS[name](build_apps(journal)) as url:
         yield Server(url, journal)
 
 
@@ -402,6 +461,75 @@ def test_the_server_closes_a_cancelled_websocket_with_1001(server: Server) -> No
     assert elapsed < 0.3 + 2
     ended = server.journal.wait_for("websocket ended")
     assert ended.data == {"reason": CancelationReason.TIMEOUT}
+
+
+def server_sent_events(text: str) -> list[str]:
+    return [block for block in text.split("\n\n") if block]
+
+
+def cancelled_event(block: str) -> dict[str, Any]:
+    kind, data = block.splitlines()
+    assert kind == "event: cancelled"
+    return json.loads(data.removeprefix("data: "))
+
+
+def test_a_route_with_a_longer_limit_of_its_own_streams_past_the_middleware_default(
+    server: Server,
+) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get("/limits/longer")  # httpx raises on a body cut off
+        elapsed = time.monotonic() - start
+    assert response.status_code == 200
+    assert response.text == "".join(f"data: {number}\n\n" for number in range(15))
+    assert elapsed > LIMIT * 2
+    server.journal.wait_for("completed longer")
+
+
+def test_the_middleware_limit_ends_another_routes_stream_cleanly(server: Server) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get("/limits/inherited")  # httpx raises on a body cut off
+        elapsed = time.monotonic() - start
+    assert response.status_code == 200
+    *ticks, last = server_sent_events(response.text)
+    assert ticks == [f"data: {number}" for number in range(len(ticks))]
+    assert cancelled_event(last) == {"reason": "timeout", "message": LIMIT_MESSAGE}
+    assert LIMIT * 0.9 < elapsed < LIMIT + 2
+    cancelled = server.journal.wait_for("cancelled inherited")
+    assert cancelled.data == {"reason": CancelationReason.TIMEOUT, "message": LIMIT_MESSAGE}
+
+
+def test_a_route_limit_below_the_middleware_default_ends_the_stream_first(
+    server: Server,
+) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get("/limits/shorter")
+        elapsed = time.monotonic() - start
+    *_, last = server_sent_events(response.text)
+    message = f"operation timed out after {LIMIT / 2:g} s"
+    assert cancelled_event(last) == {"reason": "timeout", "message": message}  # not the limit's
+    assert elapsed < LIMIT / 2 + 2
+    cancelled = server.journal.wait_for("cancelled shorter")
+    assert cancelled.data == {"reason": CancelationReason.TIMEOUT, "message": message}
+
+
+def test_a_request_operation_is_listed_and_cancelled_by_id_through_the_registry(
+    server: Server,
+) -> None:
+    registry = ThreadSafeRegistry()
+    with server.client() as client, client.stream("GET", "/limits/listed") as response:
+        chunks = response.iter_text()
+        first = next(chunks)  # the operation runs
+        [record] = registry.list_operations(name_pattern="listed stream")
+        assert record.status is OperationStatus.RUNNING
+        assert registry.cancel_operation(record.id, message="stopped by an admin")
+        text = first + "".join(chunks)
+    *_, last = server_sent_events(text)
+    assert cancelled_event(last) == {"reason": "manual", "message": "stopped by an admin"}
+    server.journal.wait_for("cancelled listed")
+    assert registry.list_operations(name_pattern="listed stream") == []
 
 
 class WebSocketClient:
@@ -701,24 +829,172 @@ async def test_the_middleware_answers_504_and_leaves_other_scopes_alone() -> Non
     assert token_response.json() == {"cancelled": False}
 
 
-async def test_a_timeout_after_the_response_started_cuts_the_stream() -> None:
+async def forever() -> AsyncIterator[str]:
+    while True:
+        yield "data: tick\n\n"
+        await anyio.sleep(0.01)
+
+
+async def test_the_request_limit_ends_any_cancelable_stream_cleanly() -> None:
     app = FastAPI()
     app.add_middleware(RequestCancelationMiddleware, default_timeout=0.1)
-
-    async def forever() -> AsyncIterator[str]:
-        while True:
-            yield "tick\n"
-            await anyio.sleep(0.01)
+    operations: list[Cancelable] = []
 
     @app.get("/")
-    async def index() -> Any:  # the stream's own operation has no limit: the request's has
-        return cancelable_streaming_response(forever(), Cancelable())
+    async def index() -> Any:  # an operation of its own, without a limit: the request's applies
+        operations.append(Cancelable())
+        return cancelable_streaming_response(
+            forever(), operations[0], media_type="text/event-stream"
+        )
 
     client = RawClient()
     with anyio.fail_after(WAIT):
         await app(http_scope(), client.receive, client.send)
     assert client.sent[0]["status"] == 200
+    assert client.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    last = client.sent[-2]["body"].decode()
+    expected = {"reason": "timeout", "message": LIMIT_MESSAGE.replace("0.5", "0.1")}
+    assert cancelled_event(last.strip()) == expected
+    context = operations[0].context
+    assert (context.cancel_reason, context.cancel_message) == (
+        CancelationReason.TIMEOUT,
+        expected["message"],
+    )
+
+
+async def test_a_plain_stream_is_cut_by_the_middleware_after_its_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.1)
+
+    @app.get("/")
+    async def index() -> Any:
+        return StreamingResponse(forever(), media_type="text/event-stream")
+
+    client = RawClient()
+    with caplog.at_level("WARNING", logger="hother.cancelable"), anyio.fail_after(WAIT):
+        start = anyio.current_time()
+        await app(http_scope(), client.receive, client.send)
+        elapsed = anyio.current_time() - start
+    assert client.sent[0]["status"] == 200
     assert all(message.get("more_body") for message in client.sent[1:])  # never completed
+    assert 0.1 + 0.1 * 0.9 < elapsed < 0.1 + 2  # the limit, then a grace of 0.1 s
+    assert "the response to GET / was cut off" in caplog.text
+    assert LIMIT_MESSAGE.replace("0.5", "0.1") in caplog.text
+
+
+async def test_an_endpoint_that_lets_out_the_request_limit_gets_504() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.05)
+    handled: list[str] = []
+    seen: list[OperationContext] = []
+
+    @app.exception_handler(Exception)
+    async def on_anything(request: Request, exc: Exception) -> JSONResponse:
+        handled.append(type(exc).__name__)
+        return JSONResponse({}, status_code=500)
+
+    @app.get("/")
+    async def index(cancel: Annotated[Cancelable, Depends(cancelable_dependency)]) -> None:
+        seen.append(cancel.context)
+        async with cancel:  # its TimeoutCancelation is not caught
+            await anyio.sleep(30)
+
+    async with asgi_client(app) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.json()) == (
+        504,
+        {"detail": "request timed out after 0.05 s"},
+    )
+    assert handled == []
+    message = LIMIT_MESSAGE.replace("0.5", "0.05")
+    assert (seen[0].cancel_reason, seen[0].cancel_message) == (CancelationReason.TIMEOUT, message)
+
+
+async def test_with_cancelation_without_a_timeout_answers_504_at_the_request_limit() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.05)
+    operations: list[Cancelable | None] = []
+
+    @app.get("/")
+    @with_cancelation()
+    async def index() -> None:
+        operations.append(current_operation())
+        await anyio.sleep(30)
+
+    async with asgi_client(app) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.json()) == (
+        504,
+        {"detail": "request timed out after 0.05 s"},
+    )
+    operation = operations[0]
+    assert operation is not None
+    assert operation.context.cancel_reason is CancelationReason.TIMEOUT
+    assert operation.context.cancel_message == LIMIT_MESSAGE.replace("0.5", "0.05")
+
+
+async def test_with_cancelation_with_a_longer_timeout_outlasts_the_middleware_default() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.05)
+
+    @app.get("/")
+    @with_cancelation(timeout=5)
+    async def index() -> str:
+        await anyio.sleep(0.3)
+        return "done"
+
+    async with asgi_client(app) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.json()) == (200, "done")
+
+
+async def test_a_shorter_route_limit_does_not_cut_the_rest_of_the_request() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.5)
+    quick = CancelableDependency(timeout=0.05)
+
+    @app.get("/")
+    async def index(cancel: Annotated[Cancelable, Depends(quick)]) -> str:
+        with contextlib.suppress(TimeoutCancelation):
+            async with cancel:
+                await anyio.sleep(30)
+        await anyio.sleep(0.2)  # past the route's limit, within the middleware's
+        return "partial"
+
+    async with asgi_client(app) as client:
+        response = await client.get("/")
+    assert (response.status_code, response.json()) == (200, "partial")
+
+
+async def test_an_operation_without_a_timeout_follows_a_limit_moved_by_the_route() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.05)
+    route_limit = CancelableDependency(timeout=0.3, name="route")
+    contexts: list[OperationContext] = []
+
+    @app.get("/")
+    async def index(
+        route: Annotated[Cancelable, Depends(route_limit)],
+        inner: Annotated[Cancelable, Depends(cancelable_dependency)],
+    ) -> str:
+        async with route:  # moves the request's limit to 0.3 s from here
+            pass
+        with contextlib.suppress(TimeoutCancelation):
+            async with inner:
+                await anyio.sleep(30)
+        contexts.append(inner.context)
+        return "partial"
+
+    async with asgi_client(app) as client:
+        start = anyio.current_time()
+        response = await client.get("/")
+        elapsed = anyio.current_time() - start
+    assert (response.status_code, response.json()) == (200, "partial")
+    assert contexts[0].cancel_reason is CancelationReason.TIMEOUT
+    assert contexts[0].cancel_message == "request limit of 0.3 s (timeout of route) reached"
+    assert 0.3 * 0.9 < elapsed < 0.3 + 2
 
 
 # -- signatures, the schema, bad input -------------------------------------------------------------
@@ -781,7 +1057,7 @@ def test_the_example_app_imports_without_starting_anything() -> None:
     assert isinstance(module.app, FastAPI)
     assert threading.active_count() == threads
     paths = module.app.openapi()["paths"]
-    assert sorted(paths) == ["/export", "/report", "/slow-report"]
+    assert sorted(paths) == ["/export", "/report", "/slow-report", "/yearly-report"]
 
 
 def test_the_integrations_package_imports_no_framework() -> None:
@@ -812,6 +1088,11 @@ def test_the_integrations_package_imports_no_framework() -> None:
         (lambda: CancelableDependency(timeout=-1), ValueError, "timeout"),
         (lambda: CancelableDependency(timeout=10**400), ValueError, "timeout"),
         (lambda: CancelableDependency(name=3), TypeError, "name"),
+        (
+            lambda: CancelableDependency(register_globally=1),
+            TypeError,
+            "register_globally must be a bool, got 1",
+        ),
         (lambda: with_cancelation(timeout=float("nan")), ValueError, "timeout"),
         (lambda: with_cancelation(timeout=10**400), ValueError, "timeout"),
         (lambda: with_cancelation(raise_on_cancel=1), TypeError, "raise_on_cancel"),

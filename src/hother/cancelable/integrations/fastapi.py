@@ -23,6 +23,7 @@ import contextlib
 import functools
 import inspect
 import json
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -49,6 +50,7 @@ from hother.cancelable._checks import check_bool, check_optional_str, check_time
 from hother.cancelable._context import CancelationReason, OperationContext, OperationStatus
 from hother.cancelable._exceptions import CancelationError
 from hother.cancelable._token import CancelationToken
+from hother.cancelable.sources import CancelationSource
 
 __all__ = [
     "DISCONNECT_MESSAGE",
@@ -68,9 +70,13 @@ DISCONNECT_MESSAGE = "client disconnected"
 """The message of a request token cancelled because its client disconnected (reason `MANUAL`)."""
 
 _TOKEN_KEY = "hother.cancelable.token"  # in scope["state"]
+_LIMIT_KEY = "hother.cancelable.limit"  # in scope["state"], with a default_timeout only
+_DEFAULT_SETTER = "RequestCancelationMiddleware default_timeout"
 _HIDDEN_REQUEST = "hother_cancelable_request"  # the parameter with_cancelation may add
 _CLOSE_TIMEOUT = 1.0  # seconds closing a cancelled websocket may take
-_GRACE = 0.1  # seconds between a request token's cancellation and the request's
+# Seconds between a request token's cancellation (or the request's limit) and the cancellation
+# of the whole request: the operations that listen end first, with their own report.
+_GRACE = 0.1
 
 
 # -- the middleware ----------------------------------------------------------------------------
@@ -96,11 +102,18 @@ class RequestCancelationMiddleware:
       Somebody else cancelling the token stops the request the same way, and the client gets
       `503` if the response has not started. Such a `ManualCancelation` that an endpoint lets
       out ends the request the same way too: it is not an error of the app;
-    - with `default_timeout`, the request's work is cancelled once that many seconds have
-      passed since the request arrived (background tasks, which run after the response,
-      included); if the response has not started, the client gets `504` with a JSON
-      `{"detail": ...}` body, otherwise the response is cut off (a warning is logged) and the
-      server closes the connection.
+    - with `default_timeout`, each request has a limit, that many seconds after it arrived.
+      The request's operations without a timeout of their own (those of
+      `cancelable_dependency`, `with_cancelation()` and `cancelable_streaming_response`) end
+      themselves at the limit, with reason `TIMEOUT` and a message that names it (`"request
+      limit of 30 s (RequestCancelationMiddleware default_timeout) reached"`), so a stream
+      ends cleanly. A route that declares a timeout of its own
+      (`CancelableDependency(timeout=...)`, `with_cancelation(timeout=...)`) moves the limit
+      to that timeout after its operation is entered, when that is later. 0.1 s after the
+      limit, whatever the request still runs is cancelled (background tasks, which run after
+      the response, included); if the response has not started, the client gets `504` with
+      a JSON `{"detail": ...}` body, otherwise the response is cut off (a warning is logged)
+      and the server closes the connection.
 
     The request body still reaches the app, through the middleware: the disconnect is watched
     by reading the request's messages one ahead of the app, from the start (after the app's
@@ -115,8 +128,8 @@ class RequestCancelationMiddleware:
 
     Args:
         app: the ASGI application to wrap.
-        default_timeout: seconds (or a `timedelta`) each HTTP request may take; None for no
-            limit.
+        default_timeout: seconds (or a `timedelta`) each HTTP request may take, unless its
+            route declares a longer timeout; None for no limit.
 
     Raises:
         TypeError: `app` is not callable, or `default_timeout` is not a duration.
@@ -138,16 +151,38 @@ class RequestCancelationMiddleware:
             await self.app(scope, receive, send)
             return
         token = CancelationToken()
+        limit = None
         # A state of its own: a server may share one dict between requests (lifespan state).
-        scope["state"] = {**scope.get("state", {}), _TOKEN_KEY: token}
+        state = {**scope.get("state", {}), _TOKEN_KEY: token}
+        if self.default_timeout is not None:
+            limit = state[_LIMIT_KEY] = _RequestLimit(self.default_timeout, _DEFAULT_SETTER)
+        scope["state"] = state
         name = f"{scope.get('method', 'HTTP')} {scope.get('path', '')}"
-        if self.default_timeout is None:
-            operation = Cancelable(name=name, raise_on_cancel=False)
-        else:
-            operation = Cancelable.with_timeout(
-                self.default_timeout, name=name, raise_on_cancel=False
+        # No deadline of its own: the limit may move; a task of the exchange enforces it.
+        operation = Cancelable(name=name, raise_on_cancel=False)
+        exchange = _Exchange(scope, receive, send, token, operation, limit)
+        error = await self._run(scope, exchange, operation)
+        reason, message = _why_cancelled(error, operation.context, token, limit)
+        if reason is None or exchange.client_left:  # not cancelled, or nobody is listening
+            return
+        if exchange.response_started:
+            logger().warning(
+                "hother.cancelable: the response to %s was cut off (a stream not sent by "
+                "cancelable_streaming_response): %s",
+                operation.context.name,
+                message,
             )
-        exchange = _Exchange(scope, receive, send, token, operation)
+            return
+        if reason is CancelationReason.TIMEOUT:
+            status, detail = 504, _timed_out(None if limit is None else limit.seconds)
+        else:  # somebody cancelled the request's token
+            status, detail = 503, f"request cancelled: {message or 'no reason given'}"
+        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+    async def _run(
+        self, scope: Scope, exchange: "_Exchange", operation: Cancelable
+    ) -> Exception | None:
+        """Run the app as the request's operation; return what it raised, unwrapped."""
         error: Exception | None = None
         try:
             async with anyio.create_task_group() as task_group:
@@ -155,34 +190,32 @@ class RequestCancelationMiddleware:
                 try:
                     async with operation:
                         await self.app(scope, exchange.receive, exchange.send)
-                except Exception as exc:  # raised again below, outside the group: never wrapped
+                except Exception as exc:  # raised again by the caller, outside the group
                     error = exc
                 finally:
                     task_group.cancel_scope.cancel()
         finally:
             exchange.close()
-        context = operation.context
-        if error is not None:
-            if not _reports(error, token):
-                raise error
-            # An operation linked to the token let its cancellation out: the request's own.
-            reason, message = token.reason, token.message
-        elif context.status is OperationStatus.CANCELLED:
-            reason, message = context.cancel_reason, context.cancel_message
-        else:
-            return
-        if exchange.client_left:
-            return  # nobody is listening any more
-        if exchange.response_started:
-            logger().warning(
-                "hother.cancelable: the response to %s was cut off: %s", context.name, message
-            )
-            return
-        if reason is CancelationReason.TIMEOUT:
-            status, detail = 504, f"request timed out after {self.default_timeout:g} s"
-        else:  # somebody cancelled the request's token
-            status, detail = 503, f"request cancelled: {message or 'no reason given'}"
-        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+        return error
+
+
+def _why_cancelled(
+    error: Exception | None,
+    context: OperationContext,
+    token: CancelationToken,
+    limit: "_RequestLimit | None",
+) -> tuple[CancelationReason | None, str | None]:
+    """The reason and message the request was cancelled with; raises an error of the app."""
+    if error is not None:
+        # An operation of the request let out the request's own cancellation.
+        if _reports(error, token):
+            return token.reason, token.message
+        if limit is not None and limit.reported_by(error):
+            return CancelationReason.TIMEOUT, limit.message
+        raise error
+    if context.status is OperationStatus.CANCELLED:
+        return context.cancel_reason, context.cancel_message
+    return None, None
 
 
 def _reports(error: Exception, token: CancelationToken) -> bool:
@@ -195,12 +228,73 @@ def _reports(error: Exception, token: CancelationToken) -> bool:
     )
 
 
+def _timed_out(seconds: float | None) -> str:
+    return "request timed out" if seconds is None else f"request timed out after {seconds:g} s"
+
+
+class _RequestLimit:
+    """When a request's work must end, on its loop's clock, and what set that moment.
+
+    The middleware's `default_timeout` sets it as the request arrives; a route's own timeout
+    moves it later as the route's operation is entered. It only ever moves later, so a
+    waiter that wakes early just waits again.
+    """
+
+    __slots__ = ("deadline", "seconds", "setter")
+
+    def __init__(self, seconds: float, setter: str) -> None:
+        self.deadline = anyio.current_time() + seconds
+        self.seconds = seconds
+        self.setter = setter
+
+    @property
+    def message(self) -> str:
+        """The message of a cancellation at the limit."""
+        return f"request limit of {self.seconds:g} s ({self.setter}) reached"
+
+    def extend(self, seconds: float, setter: str) -> None:
+        """Move the limit to `seconds` from now, if that is later."""
+        deadline = anyio.current_time() + seconds
+        if deadline > self.deadline:
+            self.deadline, self.seconds, self.setter = deadline, seconds, setter
+
+    async def wait(self, grace: float = 0.0) -> None:
+        """Return once the limit, plus `grace` seconds, has passed."""
+        deadline = self.deadline
+        await anyio.sleep_until(deadline + grace)
+        if self.deadline > deadline:  # moved meanwhile
+            await self.wait(grace)
+
+    def reported_by(self, error: Exception) -> bool:
+        """Is `error` the cancellation of an operation that reached this limit?"""
+        return (
+            isinstance(error, CancelationError)
+            and error.reason is CancelationReason.TIMEOUT
+            and error.message == self.message  # no other operation says that
+        )
+
+
+class _LimitSource(CancelationSource):
+    """Ends an operation of the request at the request's limit (reason `TIMEOUT`)."""
+
+    reason = CancelationReason.TIMEOUT
+
+    def __init__(self, limit: _RequestLimit) -> None:
+        super().__init__(name="request limit")
+        self._limit = limit
+
+    async def watch(self) -> None:
+        await self._limit.wait()
+        self.trigger_cancelation(self._limit.message)
+
+
 class _Exchange:
     """One request's messages, read one ahead of the app to see a disconnect in time."""
 
     __slots__ = (
         "_deferred",
         "_inbox",
+        "_limit",
         "_operation",
         "_outbox",
         "_receive",
@@ -219,11 +313,13 @@ class _Exchange:
         send: Send,
         token: CancelationToken,
         operation: Cancelable,
+        limit: _RequestLimit | None,
     ) -> None:
         self._receive = receive
         self._send = send
         self._token = token
         self._operation = operation
+        self._limit = limit
         # One message read ahead at most: a body the app does not read is not buffered.
         self._outbox, self._inbox = anyio.create_memory_object_stream[Message](1)
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -238,6 +334,8 @@ class _Exchange:
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
         self._task_group = task_group
         task_group.start_soon(self._follow_token, name="hother.cancelable: request token")
+        if self._limit is not None:
+            task_group.start_soon(self._enforce, self._limit, name="hother.cancelable: limit")
         if not self._deferred:
             task_group.start_soon(self._watch, name="hother.cancelable: request watcher")
 
@@ -252,6 +350,11 @@ class _Exchange:
         # the rest of the request.
         await anyio.sleep(_GRACE)
         await self._operation.cancel(token.reason or CancelationReason.MANUAL, token.message)
+
+    async def _enforce(self, limit: _RequestLimit) -> None:
+        # The request's operations end themselves at the limit; then the rest of the request.
+        await limit.wait(_GRACE)
+        await self._operation.cancel(CancelationReason.TIMEOUT, limit.message)
 
     async def _watch(self) -> None:
         outbox = self._outbox
@@ -321,23 +424,58 @@ def _token_of(request: HTTPConnection | None) -> CancelationToken | None:
     return token if isinstance(token, CancelationToken) else None
 
 
+def _limit_in(scope: Scope) -> _RequestLimit | None:
+    limit = scope.get("state", {}).get(_LIMIT_KEY)
+    return limit if isinstance(limit, _RequestLimit) else None
+
+
+# The operations already bound to their request's limit (by `_request_operation`).
+_BOUND: weakref.WeakSet[Cancelable] = weakref.WeakSet()
+
+
+def _bind(operation: Cancelable, limit: _RequestLimit, timeout: float | None) -> None:
+    """Bind a pending operation of the request to the request's limit.
+
+    With a timeout of its own, the operation moves the limit to that timeout as it is
+    entered (if that is later); without one, it ends itself at the limit.
+    """
+    if timeout is None:
+        operation.add_source(_LimitSource(limit))
+    else:
+        setter = f"timeout of {operation.context.name}"
+        operation.on_start(lambda _: limit.extend(timeout, setter))
+    _BOUND.add(operation)
+
+
 def _request_operation(
     request: HTTPConnection | None,
     timeout: float | None,
     name: str | None,
     raise_on_cancel: bool = True,
+    register_globally: bool = False,
 ) -> Cancelable:
-    """A fresh operation cancelled by the request's token (if any) and `timeout` (if any)."""
+    """A fresh operation cancelled by the request's token (if any) and limit (if any), and by
+    `timeout` (if any), which then replaces the request's limit when it is longer."""
+    options: dict[str, Any] = {
+        "name": name,
+        "raise_on_cancel": raise_on_cancel,
+        "register_globally": register_globally,
+    }
     token = _token_of(request)
     parts: list[Cancelable] = []
     if timeout is not None:
-        parts.append(Cancelable.with_timeout(timeout, name=name, raise_on_cancel=raise_on_cancel))
+        parts.append(Cancelable.with_timeout(timeout, **options))
     if token is not None:
-        parts.append(Cancelable.with_token(token, name=name, raise_on_cancel=raise_on_cancel))
+        parts.append(Cancelable.with_token(token, **options))
     if not parts:
-        return Cancelable(name=name, raise_on_cancel=raise_on_cancel)
-    first, *others = parts
-    return first.combine(*others) if others else first
+        operation = Cancelable(**options)
+    else:
+        first, *others = parts
+        operation = first.combine(*others) if others else first
+    limit = None if request is None else _limit_in(request.scope)
+    if limit is not None:
+        _bind(operation, limit, timeout)
+    return operation
 
 
 class CancelableDependency:
@@ -359,6 +497,12 @@ class CancelableDependency:
     and `ManualCancelation` for a disconnect; catch them, or use `with_cancelation` to turn
     them into HTTP answers.
 
+    Under the middleware's `default_timeout`, `timeout` is the route's own limit: entering
+    the operation moves the request's limit to `timeout` from then, when that is later than
+    the middleware's, so the route may run longer than the default. Without `timeout`, the
+    operation ends itself at the request's limit, with reason `TIMEOUT` and a message naming
+    that limit.
+
     Its only parameter is the request, so clients see nothing of it: no query parameter, no
     header, nothing in the OpenAPI schema. The timeout is fixed here, by the app.
     `cancelable_dependency` is the instance without a timeout. FastAPI caches a dependency
@@ -366,31 +510,52 @@ class CancelableDependency:
     one block; use two instances, or `Depends(..., use_cache=False)`, for two operations.
 
     Args:
-        timeout: seconds (or a `timedelta`) from entry; None for no limit.
+        timeout: seconds (or a `timedelta`) from entry; None for no limit of its own.
         name: the operation's name; by default the request's method and path.
+        register_globally: list each request's operation in `OperationRegistry` while it
+            runs, so that it can be found (`list_operations(name_pattern=...)`) and cancelled
+            by id (`cancel_operation(id)`) from elsewhere.
 
     Raises:
-        TypeError, ValueError: `timeout` is not a positive duration, or `name` not a str.
+        TypeError, ValueError: `timeout` is not a positive duration, `name` not a str, or
+            `register_globally` not a bool.
     """
 
-    __slots__ = ("_name", "_timeout")
+    __slots__ = ("_name", "_register_globally", "_timeout")
 
-    def __init__(self, timeout: float | timedelta | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float | timedelta | None = None,
+        name: str | None = None,
+        *,
+        register_globally: bool = False,
+    ) -> None:
         self._timeout = None if timeout is None else check_timeout(timeout)
         self._name = check_optional_str("name", name)
+        self._register_globally = check_bool("register_globally", register_globally)
 
     @property
     def timeout(self) -> float | None:
         """The timeout in seconds, or None."""
         return self._timeout
 
+    @property
+    def register_globally(self) -> bool:
+        """Whether the operations are listed in `OperationRegistry` while they run."""
+        return self._register_globally
+
     async def __call__(self, request: Request) -> Cancelable:
         """The request's operation (FastAPI calls this)."""
         name = self._name or f"{request.method} {request.url.path}"
-        return _request_operation(request, self._timeout, name)
+        return _request_operation(
+            request, self._timeout, name, register_globally=self._register_globally
+        )
 
     def __repr__(self) -> str:
-        return f"CancelableDependency(timeout={self._timeout!r}, name={self._name!r})"
+        return (
+            f"CancelableDependency(timeout={self._timeout!r}, name={self._name!r}, "
+            f"register_globally={self._register_globally!r})"
+        )
 
 
 cancelable_dependency: CancelableDependency = CancelableDependency()
@@ -429,9 +594,14 @@ def with_cancelation(
     With `raise_on_cancel` (the default), that answer is raised as an `HTTPException` with a
     `detail`, so the app's handler for `HTTPException` formats it; otherwise the endpoint
     returns a `JSONResponse` with the status and `{"detail": ...}`. Cancellations from outside
-    the operation (an enclosing scope, the middleware's `default_timeout`) go on untouched.
-    The operation covers the endpoint's call: a streaming response it returns is sent
-    afterwards, and needs an operation of its own (`cancelable_streaming_response`).
+    the operation (an enclosing scope, the server) go on untouched.
+
+    Under the middleware's `default_timeout`, `timeout` is the route's own limit: entering
+    the operation moves the request's limit to `timeout` from then, when that is later, so
+    the endpoint may run longer than the default. Without `timeout`, the operation ends at
+    the request's limit and answers `504` itself. The operation covers the endpoint's call:
+    a streaming response it returns is sent afterwards, within the request's limit, and
+    needs an operation of its own (`cancelable_streaming_response`).
 
     The endpoint keeps its name, docstring and signature, so FastAPI sees its parameters. To
     get the request, the wrapper uses the endpoint's own `Request` parameter if it has one;
@@ -467,7 +637,7 @@ def with_cancelation(
             async with operation:
                 return await endpoint(*args, **kwargs)
             # Only a cancellation of the operation itself ends the block quietly.
-            status, detail = _answer_for(operation.context, _token_of(request), seconds)
+            status, detail = _answer_for(operation.context, request, seconds)
             if raise_on_cancel:
                 raise HTTPException(status_code=status, detail=detail)
             return JSONResponse({"detail": detail}, status_code=status)
@@ -481,11 +651,14 @@ def with_cancelation(
 
 
 def _answer_for(
-    context: OperationContext, token: CancelationToken | None, timeout: float | None
+    context: OperationContext, request: Request | None, timeout: float | None
 ) -> tuple[int, str]:
     if context.cancel_reason is CancelationReason.TIMEOUT:
-        limit = f" after {timeout:g} s" if timeout is not None else ""
-        return 504, f"request timed out{limit}"
+        limit = None if request is None else _limit_in(request.scope)
+        if timeout is None and limit is not None:  # it ended at the request's limit
+            timeout = limit.seconds
+        return 504, _timed_out(timeout)
+    token = _token_of(request)
     if token is not None and _client_left(token):
         return 499, "client closed request"
     return 503, f"request cancelled: {_why(context)}"
@@ -567,9 +740,11 @@ def cancelable_streaming_response(
     data: {"reason": "timeout", "message": "operation timed out after 60 s"}
     ```
 
-    A client that disconnects gets nothing more, and cancellations from outside the operation
-    (the middleware's `default_timeout`, the server) go on as usual. Chunks are `bytes`, or
-    `str` encoded as UTF-8.
+    Under `RequestCancelationMiddleware(default_timeout=...)`, the operation also ends at the
+    request's limit (reason `TIMEOUT`, a message naming the limit), the same clean way,
+    unless it comes from `CancelableDependency(timeout=...)`, whose timeout is the route's
+    own limit. A client that disconnects gets nothing more, and cancellations from outside
+    the operation (the server) go on as usual. Chunks are `bytes`, or `str` encoded as UTF-8.
 
     Raises:
         TypeError: `generator` is not iterable, `cancelable` not a `Cancelable`.
@@ -606,6 +781,14 @@ class _CancelableStreamingResponse(StreamingResponse):
         super().__init__(content, status_code=status_code, headers=headers, media_type=media_type)
         self._operation = operation
         self._event_stream = event_stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = _limit_in(scope)
+        operation = self._operation
+        pending = operation.context.status is OperationStatus.PENDING
+        if limit is not None and pending and operation not in _BOUND:
+            _bind(operation, limit, None)  # any operation: the stream ends at the limit
+        await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
         await send(
