@@ -461,17 +461,13 @@ def _request_operation(
         "raise_on_cancel": raise_on_cancel,
         "register_globally": register_globally,
     }
-    token = _token_of(request)
-    parts: list[Cancelable] = []
-    if timeout is not None:
-        parts.append(Cancelable.with_timeout(timeout, **options))
-    if token is not None:
-        parts.append(Cancelable.with_token(token, **options))
-    if not parts:
+    if timeout is None:
         operation = Cancelable(**options)
     else:
-        first, *others = parts
-        operation = first.combine(*others) if others else first
+        operation = Cancelable.with_timeout(timeout, **options)
+    token = _token_of(request)
+    if token is not None:
+        operation.add_token(token)
     limit = None if request is None else _limit_in(request.scope)
     if limit is not None:
         _bind(operation, limit, timeout)
