@@ -87,7 +87,7 @@ def test_an_enclosing_cancellation_after_a_request_keeps_the_request() -> None:
 
 @pytest.mark.parametrize(("quiet", "action"), [(False, PASS), (True, SUPPRESS)])
 def test_its_own_error_raised_in_the_body_is_its_cancellation(quiet: bool, action: Action) -> None:
-    raised = ConditionCancelation("quota reached")
+    raised = ConditionCancelation(message="quota reached")
     status, record, got, from_parent = ending(RAISED_OWN, None, quiet, raised)
     assert (status, got, from_parent) == (OperationStatus.CANCELLED, action, False)
     assert record is not None
@@ -138,7 +138,7 @@ def test_a_body_that_failed_after_its_parents_deadline_records_the_parent() -> N
 
 
 def test_every_ending_gives_a_status_an_action_and_no_record_once_a_request_came() -> None:
-    raised = ConditionCancelation("quota reached")
+    raised = ConditionCancelation(message="quota reached")
     for ended in (FINISHED, CAUGHT, RAISED_OWN, CANCELLED_OUTSIDE, RAISED):
         for quiet in (False, True):
             status, record, action, _ = ending(ended, MANUAL, quiet, raised)

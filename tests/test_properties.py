@@ -1412,7 +1412,7 @@ def error_class(reason: CancelationReason) -> CancelationError:
         CancelationReason.PARENT: ParentCancelation,
     }
     cls = classes.get(reason, CancelationError)
-    return cls("x") if cls is not CancelationError else CancelationError("x", reason=reason)
+    return cls(message="x") if cls is not CancelationError else CancelationError(reason, "x")
 
 
 def outcome_kinds(left: Any) -> list[str]:

@@ -237,7 +237,8 @@ async def test_a_timeout_is_a_timeout_error() -> None:
 
 
 def test_the_exception_classes() -> None:
-    signalled = SignalCancelation("interrupted", signal_number=2)
+    # 0.11's positional order ([3/6]): the reason's own datum, then the message.
+    signalled = SignalCancelation(2, "interrupted")
     condition = ConditionCancelation(condition_name="disk full")
     parent = ParentCancelation(parent_id="outer")
     assert_type(signalled.signal_number, int | None)
@@ -256,8 +257,19 @@ def test_the_exception_classes() -> None:
     # Only the timeout is a TimeoutError; the others are refused where one is expected.
     not_a_timeout: TimeoutError = ManualCancelation()  # pyright: ignore[reportAssignmentType]
     assert type(not_a_timeout) is ManualCancelation
-    with pytest.raises(TypeError, match="positional"):
-        SignalCancelation("interrupted", 2)  # pyright: ignore[reportCallIssue]
+    assert signalled.message == "interrupted"
+    timed_out = TimeoutCancelation(5)
+    assert_type(timed_out.timeout_seconds, float | None)
+    assert (timed_out.timeout_seconds, timed_out.message) == (5, "operation timed out after 5 s")
+    assert_type(
+        ParentCancelation("outer", CancelationReason.TIMEOUT).parent_reason,
+        CancelationReason | None,
+    )
+    # The message where 0.11 put the datum is refused at the call, never taken as the datum.
+    with pytest.raises(TypeError, match="signal_number must be a signal number"):
+        SignalCancelation("interrupted", 2)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(TypeError, match="reason must be a CancelationReason"):
+        CancelationError("stopped")  # pyright: ignore[reportArgumentType]
 
 
 # -- tokens ------------------------------------------------------------------------------------

@@ -137,4 +137,4 @@ async def test_a_dependency_without_the_middleware_gives_a_plain_operation() -> 
         response = await client.get("/")
     assert response.json() == {"name": "plain work", "status": "completed"}
     assert (plain.timeout, bounded.timeout) == (None, 0.05)
-    assert repr(bounded) == "CancelableDependency(timeout=0.05, name=None)"
+    assert repr(bounded) == "CancelableDependency(timeout=0.05, name=None, register_globally=False)"

@@ -57,4 +57,4 @@ class Deadline:
 
     def request(self) -> Request:
         """The TIMEOUT request that the deadline's passing makes."""
-        return Request(CancelationReason.TIMEOUT, self.message)
+        return Request(CancelationReason.TIMEOUT, self.message, {"timeout_seconds": self.seconds})

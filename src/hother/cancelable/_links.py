@@ -150,7 +150,7 @@ class ParentLink:
     It listens on the parent's `OperationToken` while the child's block runs.
     """
 
-    __slots__ = ("ask", "details", "keep_deadline", "message", "token")
+    __slots__ = ("ask", "keep_deadline", "message", "parent_id", "token")
 
     def __init__(
         self,
@@ -163,22 +163,25 @@ class ParentLink:
         self.ask = ask  # the child's way to be asked to stop
         self.keep_deadline = keep_deadline  # and to keep its parent's deadline
         self.message = f"parent operation {parent_id} was cancelled"
-        self.details = {PARENT_KEY: parent_id}
+        self.parent_id = parent_id
 
-    def request(self, at: float | None = None) -> Request:
-        """The child's request, made when the parent's was (`at`, on `time.monotonic()`)."""
-        request = Request(CancelationReason.PARENT, self.message, self.details)
-        if at is not None:
-            request.at = at
+    def request(self, cause: Request | None = None) -> Request:
+        """The child's request, made when the parent's (`cause`) was; without a cause, the
+        one its parent's passed deadline makes."""
+        reason = CancelationReason.TIMEOUT if cause is None else cause.reason
+        details = {PARENT_KEY: self.parent_id, "parent_reason": reason}
+        request = Request(CancelationReason.PARENT, self.message, details)
+        if cause is not None:
+            request.at = cause.at
         return request
 
     def fire(self, request: Request, direct: bool) -> None:
-        self.ask(self.request(request.at), direct)
+        self.ask(self.request(request), direct)
 
     def arm(self) -> Request | None:
         """Listen to the parent; if it is cancelled already, the child's request to make."""
         first = self.token.adopt(self)
-        return None if first is None else self.request(first.at)
+        return None if first is None else self.request(first)
 
     def disarm(self) -> None:
         self.token.release(self)
