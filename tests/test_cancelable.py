@@ -856,17 +856,81 @@ async def test_a_parent_running_inside_its_child_hears_it_once() -> None:
 # -- inside the block: shield, wrap, is_cancelled ------------------------------------------
 
 
-async def test_shield_protects_a_section_then_the_cancellation_lands() -> None:
-    steps: list[str] = []
+@pytest.mark.parametrize("form", ["with", "async with"])
+async def test_leaving_a_shield_raises_the_cancellation_requested_meanwhile(form: str) -> None:
+    # SPEC 5 ([3/6]): a loop of shielded steps stops between two steps, as in 0.11.
+    steps: list[int] = []
     with pytest.raises(TimeoutCancelation):
         async with Cancelable.with_timeout(0.05) as cancel:
-            with cancel.shield():
-                await anyio.sleep(0.1)
-                steps.append("shielded work done")
-            async with cancel.shield():
-                steps.append("async with works too")
+            for page in range(5):
+                if form == "with":
+                    with cancel.shield():
+                        await anyio.sleep(0.03)
+                        steps.append(page)
+                else:
+                    async with cancel.shield():
+                        await anyio.sleep(0.03)
+                        steps.append(page)
+    assert steps == [0, 1]  # page 1 finished shielded, past the deadline; page 2 never began
+    assert cancel.context.cancel_reason is CancelationReason.TIMEOUT
+
+
+@pytest.mark.parametrize("form", ["with", "async with"])
+async def test_a_shielded_cleanup_in_finally_lets_the_cancellation_go_on(form: str) -> None:
+    cleaned: list[str] = []
+
+    async def worker(name: str, cancel: Cancelable) -> None:
+        try:
             await anyio.sleep(10)
-    assert steps == ["shielded work done", "async with works too"]
+        finally:
+            if form == "with":
+                with cancel.shield():
+                    await anyio.sleep(0.01)
+                    cleaned.append(name)
+            else:
+                async with cancel.shield():
+                    await anyio.sleep(0.01)
+                    cleaned.append(name)
+
+    with pytest.raises(TimeoutCancelation) as info:  # bare: no ExceptionGroup of workers
+        async with Cancelable.with_timeout(0.03) as cancel, anyio.create_task_group() as tasks:
+            tasks.start_soon(worker, "a", cancel)
+            tasks.start_soon(worker, "b", cancel)
+    assert sorted(cleaned) == ["a", "b"]
+    assert info.value.context is cancel.context
+
+
+async def test_leaving_a_shield_quietly_ends_a_quiet_block_there() -> None:
+    after: list[str] = []
+    async with Cancelable(raise_on_cancel=False) as cancel:
+        with cancel.shield():
+            await cancel.cancel(message="stop")
+            await anyio.sleep(0.01)
+            after.append("inside")
+        after.append("after the shield")  # never: leaving it raised
+    assert after == ["inside"]
+    assert cancel.context.cancel_message == "stop"
+
+
+async def test_a_shield_left_by_an_exception_raises_that_exception() -> None:
+    with pytest.raises(KeyError):
+        async with Cancelable() as cancel:
+            with cancel.shield():
+                await cancel.cancel()
+                raise KeyError("work")
+    assert cancel.context.status is OperationStatus.FAILED
+
+
+async def test_leaving_async_with_shield_is_a_checkpoint_for_an_enclosing_scope() -> None:
+    reached: list[str] = []
+    with anyio.move_on_after(0.02) as outer:
+        async with Cancelable() as cancel:
+            async with cancel.shield():
+                await anyio.sleep(0.05)
+                reached.append("shield done")
+            reached.append("after")  # never: the enclosing scope's cancellation lands
+    assert outer.cancelled_caught
+    assert reached == ["shield done"]
 
 
 async def test_wrap_checks_cancelation_before_each_call() -> None:

@@ -5,7 +5,7 @@ three sources (a timeout, pool tokens, a condition, a signal; several are combin
 `combine`), maybe linked to an earlier node with `parent=` (one that encloses it, or one
 in another branch), maybe quiet (`raise_on_cancel=False`), maybe registered; its body runs
 its children (one nested in it, or several in a task group, next to "bombs": plain tasks that
-raise), then waits at a gate (maybe inside `cancel.shield()`) and ends by a checkpoint, by
+raise), then waits at a gate (maybe inside a shielded scope) and ends by a checkpoint, by
 returning or by raising. A request or two may come before the blocks are entered (a
 pending operation cancelled, a token cancelled early). A schedule of events follows: token
 cancels (`await cancel()`, `cancel_sync()` on the loop and from a thread), `cancel()` on an
@@ -117,7 +117,7 @@ class Node:
     parent: int | None = None  # `parent=`: an earlier node, enclosing this one or not
     quiet: bool = False  # raise_on_cancel=False
     register: bool = False  # register_globally=True
-    shield: bool = False  # the gate is awaited inside `cancel.shield()`
+    shield: bool = False  # the gate is awaited inside a shielded scope
     end: str = "checkpoint"  # after the gate: "checkpoint", "return" or "raise"
     children: tuple[int, ...] = ()
     in_tasks: bool = False  # children in a task group (else one child, nested)
@@ -1188,7 +1188,10 @@ class Run:
         if current_operation() is not cancel:
             self.problems.append(f"n{n}: current_operation() changed by its children")
         if spec.shield:
-            with cancel.shield():
+            # A shielded section that ends without a checkpoint: a plain shielded scope, since
+            # leaving `cancel.shield()` raises the operation's cancellation (tested on its own
+            # in tests/test_cancelable.py).
+            with anyio.CancelScope(shield=True):
                 await self.gates[n].wait()
         else:
             await self.gates[n].wait()
@@ -1532,7 +1535,7 @@ async def test_a_thread_request_after_the_deadline_passed_reports_the_timeout() 
 async def test_an_enclosing_cancellation_after_the_deadline_keeps_the_timeout_reason() -> None:
     with anyio.CancelScope() as outer:
         async with Cancelable.with_timeout(0.05) as cancel:
-            with cancel.shield():
+            with anyio.CancelScope(shield=True):  # no checkpoint as it ends
                 await anyio.sleep(0.1)  # the deadline passes here
                 assert cancel.is_cancelled
                 outer.cancel()  # later than the deadline
@@ -1601,7 +1604,7 @@ async def test_a_linked_child_is_cancelled_once_its_parent_deadline_passes(first
 async def test_a_child_inside_its_parent_is_cancelled_once_its_deadline_passes() -> None:
     job = Cancelable.with_timeout(0.05, raise_on_cancel=False)
     async with job, Cancelable(parent=job) as child:
-        with child.shield():
+        with anyio.CancelScope(shield=True):  # no checkpoint as it ends
             await anyio.sleep(0.1)  # the parent's deadline passes here
             assert child.is_cancelled
             assert not await child.cancel(message="too late")  # its parent's came first
@@ -1651,7 +1654,7 @@ async def test_is_cancelled_stays_true_when_a_block_raises_after_its_deadline() 
     cancel = Cancelable.with_timeout(0.05)
     with pytest.raises(ValueError, match="body failed"):
         async with cancel:
-            with cancel.shield():
+            with anyio.CancelScope(shield=True):  # no checkpoint as it ends
                 await anyio.sleep(0.1)  # the deadline passes here
             assert cancel.is_cancelled
             raise ValueError("body failed")

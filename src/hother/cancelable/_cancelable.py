@@ -9,6 +9,7 @@ a stream that runs the operation item by item (`_begin` and `_end`).
 
 from __future__ import annotations
 
+import sys
 import time
 from _thread import get_ident
 from collections.abc import (
@@ -106,11 +107,21 @@ _PARENT = CancelationReason.PARENT
 
 @final
 class _Shield:
-    """`with cancel.shield():` (or `async with`): a section no cancellation interrupts."""
+    """`with cancel.shield():` (or `async with`): a section no cancellation interrupts.
 
-    __slots__ = ("_scope",)
+    Leaving it normally raises the operation's cancellation requested meanwhile, so a loop
+    of shielded steps stops between two steps; `async with` is a checkpoint there too. In a
+    `finally` or `except` block, the exception on its way (often that very cancellation)
+    goes on instead: a cleanup section never replaces it.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_check", "_raise_if_asked", "_scope")
+
+    def __init__(
+        self, raise_if_asked: Callable[[], None], check: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._raise_if_asked = raise_if_asked  # the operation's, raising its cancellation
+        self._check = check  # and its checkpoint
         self._scope = anyio.CancelScope(shield=True)
 
     def __enter__(self) -> anyio.CancelScope:
@@ -122,7 +133,10 @@ class _Shield:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return bool(self._scope.__exit__(exc_type, exc, tb))
+        suppressed = bool(self._scope.__exit__(exc_type, exc, tb))
+        if exc is None and sys.exc_info()[1] is None:  # not in a `finally` of an exception
+            self._raise_if_asked()
+        return suppressed
 
     async def __aenter__(self) -> anyio.CancelScope:
         return self.__enter__()
@@ -133,7 +147,10 @@ class _Shield:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
-        return self.__exit__(exc_type, exc, tb)
+        suppressed = self.__exit__(exc_type, exc, tb)
+        if exc is None and sys.exc_info()[1] is None:
+            await self._check()
+        return suppressed
 
 
 class Cancelable:
@@ -1113,22 +1130,39 @@ class Cancelable:
         When an enclosing scope cancelled it, the backend's cancellation is raised instead, as
         at any checkpoint.
         """
-        deadline = self._deadline
-        if not self._requests and deadline is not None and deadline.passed():
-            self._ask(deadline.request(), True)
+        self._raise_if_asked()
+        await anyio.lowlevel.checkpoint()
         if self._requests:
             raise self._requests[0].error(self._context)
-        await anyio.lowlevel.checkpoint()
+
+    def _raise_if_asked(self) -> None:
+        """Raise this operation's `CancelationError` if it was asked to stop (or is overdue).
+
+        A deadline that passed after an enclosing operation was cancelled came second: that
+        cancellation is the one to arrive, at the caller's next checkpoint.
+        """
+        deadline = self._deadline
+        if (
+            not self._requests
+            and deadline is not None
+            and deadline.passed()
+            and not self._enclosing_cancelled_before(deadline)
+        ):
+            self._ask(deadline.request(), True)
         if self._requests:
             raise self._requests[0].error(self._context)
 
     def shield(self) -> _Shield:
         """A section no cancellation can interrupt: `with cancel.shield():` (or `async with`).
 
-        The operation still records any request made meanwhile, and is cancelled at its next
-        checkpoint after the section.
+        The operation still records any request made meanwhile (`is_cancelled` is True at
+        once). Leaving the section normally raises that cancellation, the operation's
+        `CancelationError`, so a loop of shielded steps stops between two steps, as in 0.11;
+        leaving `async with cancel.shield()` is also a checkpoint, where an enclosing scope's
+        cancellation arrives. A shield left in a `finally` or `except` block (a cleanup while
+        the cancellation unwinds) raises nothing: the exception on its way goes on.
         """
-        return _Shield()
+        return _Shield(self._raise_if_asked, self.check_cancelation)
 
     def wrap(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         """`fn` as a coroutine function that first checks this operation's cancellation.
