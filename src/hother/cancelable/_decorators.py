@@ -379,7 +379,9 @@ def with_cancelable(
     there), the call runs in that block: any number of calls share the operation, its
     timeout and its sources. Called outside, before `cancel` ever ran, the call enters it:
     the call is the operation's one block. With `inject`, `cancel` is passed as
-    `inject_param` if the function declares it. If `cancel` is quiet
+    `inject_param` if the function declares it (and `inject_param` is not None). Called
+    outside after its block ended, or while it runs in another task, the call raises
+    `RuntimeError` rather than run uncancelled. If `cancel` is quiet
     (`raise_on_cancel=False`), a call that entered it and was cancelled returns None.
 
     Raises:
