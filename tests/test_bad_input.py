@@ -887,7 +887,7 @@ for entry, decorator in DECORATORS.items():
     rows(
         entry,
         "inject_param",
-        [("1x", TypeError), ("", TypeError), (5, TypeError), (None, TypeError)],
+        [("1x", TypeError), (5, TypeError), (b"cancel", TypeError)],  # None, "": injection off
         lambda env, v, d=decorator: d(env, inject_param=v),
     )
     row(
@@ -920,6 +920,19 @@ optional_strs(
     "condition_name",
     lambda env, v: cancelable_with_condition(bool, 1, v),
 )
+rows(  # 0.11's name for the predicate: a bad value is refused before any warning
+    "cancelable_with_condition",
+    "condition",
+    [("print", TypeError), (3, TypeError)],
+    lambda env, v: cancelable_with_condition(condition=v),
+)
+row(
+    "cancelable_with_condition",
+    "condition",
+    bool,
+    TypeError,
+    lambda env, v: cancelable_with_condition(bool, condition=v),
+)
 empty("cancelable_combine", "cancelables", (), lambda env, v: cancelable_combine(*v))
 rows(
     "cancelable_combine",
@@ -934,6 +947,12 @@ rows(
     lambda env, v: with_cancelable(v),
 )
 bools("with_cancelable", "inject", lambda env, v: with_cancelable(env.operation, inject=v))
+rows(
+    "with_cancelable",
+    "inject_param",
+    [("1x", TypeError), (5, TypeError)],
+    lambda env, v: with_cancelable(env.operation, inject=True, inject_param=v),
+)
 rows(
     "with_current_operation",
     "inject_param",
@@ -956,6 +975,14 @@ durations(
     awaited=True,
 )
 row("with_timeout", "coro", 5, TypeError, lambda env, v: with_timeout(1, v), awaited=True)
+for keyword in ("operation_id", "name"):
+    rows(
+        "with_timeout",
+        keyword,
+        [(42, TypeError), (b"bytes", TypeError)],
+        lambda env, v, k=keyword: with_timeout(1, env.coroutine(), **{k: v}),
+        awaited=True,
+    )
 row(
     "with_timeout",
     "coro",
@@ -972,6 +999,13 @@ row(
     TypeError,
     lambda env, v: ensure_cancelable(v),
     shown="not_async",
+)
+row(
+    "ensure_cancelable",
+    "`async def` function",
+    5,
+    TypeError,
+    lambda env, v: ensure_cancelable(v),
 )
 row(
     "ensure_cancelable",

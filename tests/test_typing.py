@@ -536,11 +536,32 @@ async def test_decorated_functions_refuse_bad_calls() -> None:
         await download("u", timeout=1)  # pyright: ignore[reportCallIssue]
 
 
+async def test_0_11_call_forms_keep_their_types() -> None:
+    assert_type(await with_timeout(5, answer(), "op-1", name="answer"), int)
+
+    @cancelable(timeout=5, inject_param=None)
+    async def plain(number: int, /) -> int:
+        return number + 1
+
+    with pytest.warns(DeprecationWarning, match="predicate="):
+
+        @cancelable_with_condition(condition=lambda: False, check_interval=0.5)
+        async def watched(number: int, /) -> int:
+            return number + 1
+
+    assert_type(plain, Callable[[int], Coroutine[Any, Any, int]])
+    assert_type(watched, Callable[[int], Coroutine[Any, Any, int]])
+    assert [await plain(1), await watched(1)] == [2, 2]
+    async with Cancelable() as cancel:
+        with pytest.warns(DeprecationWarning, match="ensure_cancelable"):
+            assert_type(ensure_cancelable(cancel), Cancelable)
+
+
 def test_decorators_refuse_what_they_cannot_decorate() -> None:
     with pytest.raises(TypeError, match="async def"):
         cancelable(timeout=5)(add)  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="async def"):
-        ensure_cancelable(add)  # pyright: ignore[reportArgumentType]
+        ensure_cancelable(add)  # pyright: ignore[reportArgumentType, reportCallIssue]
     with pytest.raises(TypeError, match="async def"):
         with_current_operation()(add)  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="timeout"):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeGuard, TypeVar, cast, overload
 
 from ._cancelable import Cancelable
 from ._checks import check_bool, check_optional_str, check_timeout
+from ._context import OperationStatus
 from ._current import current_operation
 from ._token import CancelationToken
 
@@ -117,16 +119,35 @@ def _run_as_operation(
 
 def _check_common(
     operation_id: object, name: object, register_globally: object, inject_param: object
-) -> str:
-    """Check the keywords every decorator takes; the parameter to inject into."""
+) -> str | None:
+    """Check the keywords every decorator takes; the parameter to inject into, if any."""
     check_optional_str("operation_id", operation_id)
     check_optional_str("name", name)
     check_bool("register_globally", register_globally)
-    return _check_inject(inject_param)
+    # The user's line: above the decorator that called this function.
+    return _check_inject(inject_param, stacklevel=4)
 
 
-def _check_inject(inject_param: object) -> str:
-    if not isinstance(inject_param, str) or not inject_param.isidentifier():
+def _check_inject(inject_param: object, *, stacklevel: int) -> str | None:
+    """The parameter to inject into; None turns injection off."""
+    if isinstance(inject_param, str) and not inject_param:  # 0.11 tested truthiness: "" too
+        warnings.warn(
+            'inject_param="" is deprecated: write inject_param=None to turn injection off',
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return None
+    if inject_param is None or _is_name(inject_param):
+        return inject_param
+    raise TypeError(f"inject_param must be a parameter name or None, got {inject_param!r}")
+
+
+def _is_name(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.isidentifier()
+
+
+def _check_name(inject_param: object) -> str:
+    if not _is_name(inject_param):
         raise TypeError(f"inject_param must be a parameter name, got {inject_param!r}")
     return inject_param
 
@@ -136,7 +157,7 @@ def cancelable(
     operation_id: str | None = None,
     name: str | None = None,
     register_globally: bool = False,
-    inject_param: str = "cancelable",
+    inject_param: str | None = "cancelable",
 ) -> Decorator[P, T]:
     """Run each call of the decorated `async def` function as an operation of its own.
 
@@ -146,8 +167,9 @@ def cancelable(
     ```
 
     A call raises what the block would: `TimeoutCancelation` once `timeout` has passed. The
-    operation is passed as `inject_param` if the function declares it. `name` defaults to
-    the function's qualified name.
+    operation is passed as `inject_param` if the function declares it; with
+    `inject_param=None` nothing is passed, and the function finds its operation with
+    `current_operation()`. `name` defaults to the function's qualified name.
 
     Raises:
         TypeError, ValueError: a bad argument, or a decorated function that is not async.
@@ -171,7 +193,7 @@ def cancelable_with_token(
     operation_id: str | None = None,
     name: str | None = None,
     register_globally: bool = False,
-    inject_param: str = "cancelable",
+    inject_param: str | None = "cancelable",
 ) -> Decorator[P, T]:
     """Like `cancelable`, with each call cancelled when `token` is.
 
@@ -195,7 +217,7 @@ def cancelable_with_signal(
     operation_id: str | None = None,
     name: str | None = None,
     register_globally: bool = False,
-    inject_param: str = "cancelable",
+    inject_param: str | None = "cancelable",
 ) -> Decorator[P, T]:
     """Like `cancelable`, with each call cancelled by one of `signals` (SIGINT, SIGTERM).
 
@@ -218,6 +240,7 @@ def cancelable_with_signal(
     return _run_as_operation(make, parameter)
 
 
+@overload
 def cancelable_with_condition(
     predicate: Callable[[], Any],
     check_interval: float = 0.1,
@@ -225,15 +248,49 @@ def cancelable_with_condition(
     operation_id: str | None = None,
     name: str | None = None,
     register_globally: bool = False,
-    inject_param: str = "cancelable",
+    inject_param: str | None = "cancelable",
+) -> Decorator[P, T]: ...
+
+
+@overload
+def cancelable_with_condition(
+    *,
+    condition: Callable[[], Any],
+    check_interval: float = 0.1,
+    condition_name: str | None = None,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+) -> Decorator[P, T]: ...
+
+
+def cancelable_with_condition(
+    predicate: Callable[[], Any] | None = None,
+    check_interval: float = 0.1,
+    condition_name: str | None = None,
+    operation_id: str | None = None,
+    name: str | None = None,
+    register_globally: bool = False,
+    inject_param: str | None = "cancelable",
+    *,
+    condition: Callable[[], Any] | None = None,
 ) -> Decorator[P, T]:
     """Like `cancelable`, with each call cancelled once `predicate()` returns true.
 
+    `condition=` is the name 0.11 gave `predicate`: still accepted, with a
+    `DeprecationWarning`.
+
     Raises:
-        TypeError, ValueError: `predicate` is not callable, or another argument is bad.
+        TypeError, ValueError: `predicate` is not callable, both `predicate` and
+            `condition` are given, or another argument is bad.
     """
     from .sources._condition import ConditionSource
 
+    if condition is not None:
+        predicate = _renamed_predicate(predicate, condition)
+    elif predicate is None:
+        raise TypeError("predicate must be callable, got None")
     ConditionSource(predicate, check_interval, condition_name)  # check them now
     parameter = _check_common(operation_id, name, register_globally, inject_param)
 
@@ -250,12 +307,32 @@ def cancelable_with_condition(
     return _run_as_operation(make, parameter)
 
 
+def _renamed_predicate(
+    predicate: Callable[[], Any] | None, condition: Callable[[], Any]
+) -> Callable[[], Any]:
+    """The predicate given under its 0.11 name, `condition`."""
+    if predicate is not None:
+        raise TypeError(
+            "give predicate or condition (its 0.11 name), not both: got "
+            f"predicate={predicate!r} and condition={condition!r}"
+        )
+    if not callable(condition):
+        raise TypeError(f"condition must be callable, got {condition!r}")
+    warnings.warn(
+        "cancelable_with_condition(condition=...) is deprecated: write "
+        "cancelable_with_condition(predicate=...), or pass it first, by position",
+        DeprecationWarning,
+        stacklevel=3,  # the user's line, above cancelable_with_condition
+    )
+    return condition
+
+
 def cancelable_combine(
     *cancelables: Cancelable | Callable[[], Cancelable],
     operation_id: str | None = None,
     name: str | None = None,
     register_globally: bool = False,
-    inject_param: str = "cancelable",
+    inject_param: str | None = "cancelable",
 ) -> Decorator[P, T]:
     """Like `cancelable`, with each call cancelled by any of `cancelables`, with its reason.
 
@@ -293,19 +370,74 @@ def cancelable_combine(
     return _run_as_operation(make, parameter)
 
 
-def with_cancelable(cancel: Cancelable, inject: bool = False) -> Decorator[P, T]:
-    """Run the decorated function's call inside the block of `cancel` (one call: one block).
+def with_cancelable(
+    cancel: Cancelable, inject: bool = False, inject_param: str | None = "cancelable"
+) -> Decorator[P, T]:
+    """Run each call of the decorated function inside the block of `cancel`.
 
-    With `inject`, `cancel` is passed as the `cancelable` parameter if declared. If `cancel`
-    is quiet (`raise_on_cancel=False`), a cancelled call returns None.
+    Called inside `async with cancel:` (in the task that entered it, or a task started
+    there), the call runs in that block: any number of calls share the operation, its
+    timeout and its sources. Called outside, before `cancel` ever ran, the call enters it:
+    the call is the operation's one block. With `inject`, `cancel` is passed as
+    `inject_param` if the function declares it (and `inject_param` is not None). Called
+    outside after its block ended, or while it runs in another task, the call raises
+    `RuntimeError` rather than run uncancelled. If `cancel` is quiet
+    (`raise_on_cancel=False`), a call that entered it and was cancelled returns None.
 
     Raises:
-        TypeError: `cancel` is not a `Cancelable`.
+        TypeError: `cancel` is not a `Cancelable`, or another argument is bad.
+        RuntimeError: (from a call) `cancel` runs in another task, or its block has ended.
     """
     if not isinstance(cancel, Cancelable):
         raise TypeError(f"cancel must be a Cancelable, got {cancel!r}")
     check_bool("inject", inject)
-    return _run_as_operation(lambda fn: cancel, "cancelable" if inject else None)
+    parameter = _check_inject(inject_param, stacklevel=3)
+
+    def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        _check_coroutine_function(fn)
+        slot = _slot(fn, parameter) if inject and parameter is not None else None
+
+        @functools.wraps(fn)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            if slot is not None and not slot.given(args, kwargs):
+                args, kwargs = slot.inject(cancel, args, kwargs)  # type: ignore[assignment]
+            if _runs_inside(cancel):
+                return await fn(*args, **kwargs)
+            _check_enterable(cancel, fn)
+            async with cancel:
+                return await fn(*args, **kwargs)
+            return cast("T", None)  # only a quiet operation (raise_on_cancel=False) gets here
+
+        return run
+
+    return decorate
+
+
+def _runs_inside(operation: Cancelable) -> bool:
+    """Does the caller run inside the block of `operation`, in its task or one started there?"""
+    if not operation.is_running:
+        return False
+    current = current_operation()
+    while current is not None and current is not operation:
+        current = current._enclosing  # pyright: ignore[reportPrivateUsage]  # the blocks around the caller
+    return current is operation
+
+
+def _check_enterable(operation: Cancelable, fn: Callable[..., Any]) -> None:
+    """Refuse a call that can neither run inside `operation` nor enter it."""
+    status = operation.context.status
+    if status is OperationStatus.PENDING:
+        return
+    where = (
+        "runs in another task"
+        if status is OperationStatus.RUNNING
+        else "has ended: a Cancelable runs one block"
+    )
+    raise RuntimeError(
+        f"{fn.__qualname__}() is decorated with @with_cancelable({operation!r}), whose block "
+        f"{where}; call it inside `async with` that operation (or in a task started there), "
+        "or decorate it with @cancelable(...) for an operation per call"
+    )
 
 
 def with_current_operation(inject_param: str = "operation") -> Decorator[P, T]:
@@ -314,7 +446,7 @@ def with_current_operation(inject_param: str = "operation") -> Decorator[P, T]:
     Raises:
         TypeError: `inject_param` is not a parameter name, or the function is not async.
     """
-    parameter = _check_inject(inject_param)
+    parameter = _check_name(inject_param)
 
     def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         _check_coroutine_function(fn)
@@ -331,18 +463,25 @@ def with_current_operation(inject_param: str = "operation") -> Decorator[P, T]:
     return decorate
 
 
-async def with_timeout(timeout: float | timedelta, coro: Awaitable[T]) -> T:
-    """Await `coro` under `Cancelable.with_timeout(timeout)`: its result, or the timeout.
+async def with_timeout(
+    timeout: float | timedelta,
+    coro: Awaitable[T],
+    operation_id: str | None = None,
+    name: str | None = None,
+) -> T:
+    """Await `coro` under `Cancelable.with_timeout(timeout, operation_id, name)`.
+
+    It returns what `coro` returns, or raises `TimeoutCancelation` once `timeout` has passed.
 
     Raises:
         TimeoutCancelation: `timeout` passed first.
-        TypeError, ValueError: `timeout` is not a positive, finite duration, or `coro` is
-            not awaitable.
+        TypeError, ValueError: `timeout` is not a positive, finite duration, `coro` is not
+            awaitable, or `operation_id` or `name` is not a str or None.
     """
     if not inspect.isawaitable(coro):
         raise TypeError(f"coro must be awaitable, got {coro!r}")
     try:
-        operation = Cancelable.with_timeout(timeout)
+        operation = Cancelable.with_timeout(timeout, operation_id, name)
     except BaseException:
         if inspect.iscoroutine(coro):
             coro.close()  # never awaited: close it rather than leak a warning
@@ -352,15 +491,62 @@ async def with_timeout(timeout: float | timedelta, coro: Awaitable[T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def ensure_cancelable(fn: AsyncFunction[P, T]) -> AsyncFunction[P, T]:
+@overload
+def ensure_cancelable(fn: AsyncFunction[P, T], /) -> AsyncFunction[P, T]: ...
+
+
+@overload
+def ensure_cancelable(cancelable: Cancelable | None) -> Cancelable: ...
+
+
+def ensure_cancelable(cancelable: Any) -> Any:
     """Let a function with a `cancelable` parameter be called without one.
 
+    ```python
+    @ensure_cancelable
+    async def download(url: str, cancelable: Cancelable | None = None) -> bytes: ...
+    ```
+
     For library authors exposing `cancelable=None`: a caller's operation is used as given;
-    without one, the call runs in a fresh `Cancelable()` of its own.
+    without one, the call runs in a fresh `Cancelable()` of its own, named after the
+    function.
+
+    Called with a `Cancelable` or None instead of a function, it is 0.11's check,
+    deprecated: it returns the operation, or raises `RuntimeError` for None.
 
     Raises:
         TypeError: the function is not async or does not declare `cancelable`.
+        RuntimeError: (0.11's check) `cancelable` is None.
     """
+    if cancelable is None or isinstance(cancelable, Cancelable):
+        return _checked(cancelable)
+    return _ensuring(cancelable)
+
+
+def _checked(cancelable: Cancelable | None) -> Cancelable:
+    """0.11's `ensure_cancelable(cancelable)`: the operation, never None."""
+    warnings.warn(
+        "ensure_cancelable(cancelable) is deprecated: a function decorated with "
+        "@cancelable(...) or @ensure_cancelable always receives its operation, so use it as "
+        "given (`assert cancelable is not None` narrows its type)",
+        DeprecationWarning,
+        stacklevel=3,  # the user's line, above ensure_cancelable
+    )
+    if cancelable is None:
+        raise RuntimeError(
+            "cancelable is None: the function was called without an operation; decorate it "
+            "with @cancelable(...) or @ensure_cancelable, or pass one"
+        )
+    return cancelable
+
+
+def _ensuring(fn: AsyncFunction[P, T]) -> AsyncFunction[P, T]:
+    """The decorator form of `ensure_cancelable`."""
+    if not callable(fn):
+        raise TypeError(
+            "ensure_cancelable takes an `async def` function to decorate (or, as in 0.11, a "
+            f"Cancelable or None to check), got {fn!r}"
+        )
     _check_coroutine_function(fn)
     slot = _slot(fn, "cancelable")
     if slot is None:
