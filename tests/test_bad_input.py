@@ -81,7 +81,7 @@ class Env:
         self.linked = LinkedCancelationToken()
         self.mock = MockCancelationToken()
         self.operation = Cancelable(name="passed in", register_globally=True)
-        self.registry = OperationRegistry()
+        self.registry = OperationRegistry.isolated()
         self.recorder = OperationRecorder()
         self.scenario = CancelationScenario()
         self.coroutines: list[Coroutine[Any, Any, Any]] = []
@@ -717,7 +717,12 @@ row(
 
 # -- registry ------------------------------------------------------------------------------------
 
-counts("OperationRegistry", "history_limit", lambda env, v: OperationRegistry(v), minimum=0)
+counts(
+    "OperationRegistry.isolated",
+    "history_limit",
+    lambda env, v: OperationRegistry.isolated(v),
+    minimum=0,
+)
 row(
     "OperationRegistry.history_limit",
     "history_limit",
@@ -807,6 +812,11 @@ rows(
     [("1", TypeError)],
     lambda env, v: env.registry.cleanup_completed(v),
     awaited=True,
+)
+bools(
+    "OperationRegistry.cleanup_completed_sync",
+    "keep_failed",
+    lambda env, v: env.registry.cleanup_completed_sync(keep_failed=v),
 )
 ID_TAKERS: dict[str, Call] = {
     "get_operation_sync": lambda env, v: env.registry.get_operation_sync(v),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import gc
+import pickle
 import threading
 import weakref
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 
 from hother.cancelable import (
     Cancelable,
+    CancelationError,
     CancelationReason,
     ManualCancelation,
     OperationRegistry,
@@ -157,8 +161,9 @@ async def test_statistics_and_history_after_a_mix(registry: OperationRegistry) -
     assert len(await registry.get_history(status=OperationStatus.COMPLETED)) == 3
     assert await registry.get_history(since=datetime.now(UTC) + timedelta(seconds=1)) == []
     assert await registry.cleanup_completed(older_than=timedelta(hours=1)) == 0
-    assert await registry.cleanup_completed() == 5
-    assert await registry.get_history() == []
+    assert await registry.cleanup_completed() == 4  # the failure is kept
+    [kept] = await registry.get_history()
+    assert kept.status is OperationStatus.FAILED
 
 
 async def test_history_is_bounded(registry: OperationRegistry) -> None:
@@ -208,8 +213,8 @@ def test_bad_registry_input(registry: OperationRegistry) -> None:
     with pytest.raises(TypeError, match=r"^operation must be a Cancelable, got 'x'$"):
         registry.register_sync("x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^status must be an OperationStatus or None"):
-        registry.list_operations_sync(status="running")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"^limit must be >= 0, got -1$"):
+        registry.list_operations_sync(status=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^limit must be >= 1, or None for no limit, got -1$"):
         registry.get_history_sync(limit=-1)
     with pytest.raises(TypeError, match=r"^since must be a datetime or None"):
         registry.get_history_sync(since="yesterday")  # type: ignore[arg-type]
@@ -276,3 +281,273 @@ async def test_a_stream_running_its_own_operation_is_listed_while_it_streams(
     assert registry.list_operations_sync() == []
     [record] = registry.get_history_sync()
     assert (record.name, record.status) == ("export", OperationStatus.COMPLETED)
+
+
+# -- code written for 0.11 -------------------------------------------------------------------
+# As a user upgrading from 0.11 wrote it: `OperationRegistry()` for the process-wide registry,
+# plain substrings for names, `ThreadSafeRegistry` calls without `_sync`, `keep_failed`.
+
+
+async def test_operation_registry_called_like_a_class_is_the_process_wide_registry(
+    registry: OperationRegistry,
+) -> None:
+    assert OperationRegistry() is OperationRegistry() is OperationRegistry.get_instance()
+    async with Cancelable(name="fetch_user_42", register_globally=True) as cancel:
+        [record] = await OperationRegistry().list_operations(name_pattern="fetch")
+        assert record.id == cancel.operation_id
+        assert await OperationRegistry().get_operation(record.id) is cancel
+    [finished] = await OperationRegistry().get_history()
+    assert finished.id == cancel.operation_id
+
+
+def test_operation_registry_takes_no_arguments(registry: OperationRegistry) -> None:
+    with pytest.raises(TypeError, match="history_limit"):
+        OperationRegistry(history_limit=10)  # type: ignore[call-arg]
+    assert registry.history_limit == 1000
+
+
+async def test_an_isolated_registry_lists_only_what_is_registered_in_it(
+    registry: OperationRegistry,
+) -> None:
+    mine = OperationRegistry.isolated(history_limit=2)
+    assert mine is not registry
+    assert mine is not OperationRegistry.isolated()
+    assert mine.history_limit == 2
+    by_hand = Cancelable(name="by hand")
+    await mine.register(by_hand)
+    async with Cancelable(name="global", register_globally=True):
+        assert [r.name for r in await mine.list_operations()] == ["by hand"]
+        assert [r.name for r in ThreadSafeRegistry(mine).list_operations()] == ["by hand"]
+        assert [r.name for r in await registry.list_operations()] == ["global"]
+    assert await mine.get_history() == []
+
+
+def test_a_registry_cannot_be_copied(registry: OperationRegistry) -> None:
+    # A copy would be rebuilt through OperationRegistry(), onto the process-wide registry.
+    mine = OperationRegistry.isolated(history_limit=5)
+    for copier in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match=r"^an OperationRegistry cannot be copied or pickled$"):
+            copier(mine)
+    assert registry.history_limit == 1000
+
+
+NAMES = ["Fetch_User_42", "fetch-orders", "report", "sync [v2] users", None]
+
+
+@pytest.mark.parametrize(
+    ("name_pattern", "expected"),
+    [
+        ("user", ["Fetch_User_42", "sync [v2] users"]),  # 0.11: a substring, any case
+        ("USER_4", ["Fetch_User_42"]),
+        ("fetch", ["Fetch_User_42", "fetch-orders"]),
+        ("^Fetch", []),  # not a regex, as in 0.11
+        ("fetch_*", ["Fetch_User_42"]),  # a wildcard: a glob over the whole name, any case
+        ("FETCH?ORDERS", ["fetch-orders"]),
+        ("*s", ["fetch-orders", "sync [v2] users"]),
+        ("[fr]e*", ["Fetch_User_42", "fetch-orders", "report"]),
+        ("[v2]", ["sync [v2] users"]),  # still found where 0.11 found it, as a substring
+        ("", NAMES),  # no filter, as in 0.11
+        (None, NAMES),
+    ],
+)
+async def test_name_pattern_is_a_substring_or_with_a_wildcard_a_glob(
+    registry: OperationRegistry, name_pattern: str | None, expected: list[str | None]
+) -> None:
+    async with AsyncExitStack() as stack:
+        for name in NAMES:
+            await stack.enter_async_context(Cancelable(name=name, register_globally=True))
+        listed = await OperationRegistry().list_operations(name_pattern=name_pattern)
+        assert [record.name for record in listed] == expected
+        listed = ThreadSafeRegistry().list_operations(name_pattern=name_pattern)
+        assert [record.name for record in listed] == expected
+
+
+async def test_an_empty_parent_id_selects_every_operation_as_in_0_11(
+    registry: OperationRegistry,
+) -> None:
+    async with (
+        Cancelable(name="crawl", register_globally=True) as crawl,
+        Cancelable(name="page", parent=crawl, register_globally=True),
+    ):
+        assert len(await OperationRegistry().list_operations(parent_id="")) == 2
+        [child] = await OperationRegistry().list_operations(parent_id=crawl.operation_id)
+        assert child.name == "page"
+
+
+async def test_a_status_given_as_its_0_11_string_is_refused_naming_the_member(
+    registry: OperationRegistry,
+) -> None:
+    message = (
+        r"^status must be an OperationStatus or None, got 'running'; "
+        r"use OperationStatus\.RUNNING$"
+    )
+    with pytest.raises(TypeError, match=message):
+        await OperationRegistry().list_operations(status="running")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=message):
+        ThreadSafeRegistry().cancel_all(status="running")  # type: ignore[arg-type]
+
+
+async def test_cancel_by_id_as_in_0_11(registry: OperationRegistry) -> None:
+    entered = anyio.Event()
+    ended: list[CancelationError] = []
+
+    async def fetch_page() -> None:
+        try:
+            async with Cancelable(name="fetch_page", register_globally=True):
+                entered.set()
+                await anyio.sleep(10)
+        except CancelationError as exc:
+            ended.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fetch_page)
+        await entered.wait()
+        [operation] = await OperationRegistry().list_operations(name_pattern="fetch")
+        assert await OperationRegistry().cancel_operation(operation.id, message="user asked")
+    [exc] = ended
+    assert isinstance(exc, ManualCancelation)
+    assert (exc.reason, exc.message) == (CancelationReason.MANUAL, "user asked")
+    assert await OperationRegistry().cancel_operation(operation.id) is False  # ended
+
+
+async def test_cancel_all_without_a_message_says_bulk_cancelation(
+    registry: OperationRegistry,
+) -> None:
+    entered = [anyio.Event(), anyio.Event()]
+    messages: list[str | None] = []
+
+    async def worker(started: anyio.Event) -> None:
+        async with Cancelable(register_globally=True, raise_on_cancel=False) as cancel:
+            started.set()
+            await anyio.sleep(10)
+        messages.append(cancel.context.cancel_message)
+
+    async with anyio.create_task_group() as tg:
+        for started in entered:
+            tg.start_soon(worker, started)
+        for started in entered:
+            await started.wait()
+        assert await OperationRegistry().cancel_all() == 2
+    assert messages == ["Bulk cancelation"] * 2
+
+
+async def test_cleanup_completed_keeps_failed_operations_unless_asked(
+    registry: OperationRegistry,
+) -> None:
+    async with Cancelable(name="ok", register_globally=True):
+        pass
+    with pytest.raises(ValueError, match="bad"):
+        async with Cancelable(name="broken", register_globally=True):
+            raise ValueError("bad")
+    async with Cancelable(name="stopped", register_globally=True, raise_on_cancel=False) as op:
+        await op.cancel()
+        await anyio.sleep(10)
+
+    assert await OperationRegistry().cleanup_completed(timedelta(hours=1), keep_failed=False) == 0
+    assert await OperationRegistry().cleanup_completed() == 2
+    [kept] = await OperationRegistry().get_history()
+    assert (kept.name, kept.status) == ("broken", OperationStatus.FAILED)
+    assert OperationRegistry().cleanup_completed_sync(keep_failed=False) == 1
+    assert await OperationRegistry().get_history() == []
+
+
+async def test_cleanup_completed_unlists_ended_operations_registered_by_hand(
+    registry: OperationRegistry,
+) -> None:
+    # 0.11's use: an operation registered by hand stays listed after it ends, until cleaned up.
+    names = ("done", "broken", "stopped", "running")
+    operations = {name: Cancelable(name=name, raise_on_cancel=False) for name in names}
+    for operation in operations.values():
+        await OperationRegistry().register(operation)
+    async with operations["done"]:
+        pass
+    with pytest.raises(KeyError):
+        async with operations["broken"]:
+            raise KeyError("bad")
+    async with operations["stopped"] as stopped:
+        await stopped.cancel()
+        await anyio.sleep(10)
+
+    async with operations["running"]:
+        assert await OperationRegistry().cleanup_completed(keep_failed=True) == 2
+        listed = await OperationRegistry().list_operations()
+        assert [record.name for record in listed] == ["broken", "running"]
+        assert await OperationRegistry().cleanup_completed(keep_failed=False) == 1
+        listed = await OperationRegistry().list_operations()
+        assert [record.name for record in listed] == ["running"]
+    assert await OperationRegistry().get_history() == []  # forgotten, not moved there
+
+
+async def test_thread_safe_registry_get_instance_is_deprecated_for_thread_safe_registry(
+    registry: OperationRegistry,
+) -> None:
+    message = (
+        r"^ThreadSafeRegistry\.get_instance\(\) is deprecated: use ThreadSafeRegistry\(\), "
+        r"which wraps the same process-wide registry$"
+    )
+    with pytest.warns(DeprecationWarning, match=message) as caught:
+        face = ThreadSafeRegistry.get_instance()
+    with pytest.warns(DeprecationWarning, match=message):
+        assert ThreadSafeRegistry.get_instance() is face  # one object, as in 0.11
+    assert [warning.filename for warning in caught] == [__file__]
+    async with Cancelable(name="listed", register_globally=True) as cancel:
+        assert face.get_operation(cancel.operation_id) is cancel
+
+
+async def test_a_thread_uses_the_0_11_calls_of_thread_safe_registry(
+    registry: OperationRegistry,
+) -> None:
+    async with Cancelable(name="earlier", register_globally=True):
+        pass
+
+    with pytest.raises(ManualCancelation, match="from the monitor"):
+        async with Cancelable(name="Fetch_Report", register_globally=True) as cancel:
+
+            def monitor() -> None:  # a plain thread, as a Flask view in 0.11's examples
+                face = ThreadSafeRegistry()
+                [record] = face.list_operations(OperationStatus.RUNNING, None, "fetch")
+                assert face.get_operation(record.id) is cancel
+                stats = face.get_statistics()
+                assert (stats["active_operations"], stats["history_size"]) == (1, 1)
+                assert [r.name for r in face.get_history(limit=10)] == ["earlier"]
+                face.cancel_operation(record.id, CancelationReason.MANUAL, "from the monitor")
+
+            await anyio.to_thread.run_sync(monitor)
+            await anyio.sleep(10)
+    assert ThreadSafeRegistry().cancel_all() == 0  # nothing runs any more
+
+
+async def test_get_statistics_has_the_0_11_keys_and_averages_completed_operations(
+    registry: OperationRegistry,
+) -> None:
+    empty = OperationRegistry().get_statistics_sync()
+    assert (empty["average_duration_seconds"], empty["total_completed"]) == (0.0, 0)
+    assert f"{empty['average_duration_seconds']:.2f}" == "0.00"  # as 0.11 dashboards print it
+
+    async with Cancelable(register_globally=True):
+        await anyio.sleep(0.01)
+    with pytest.raises(ValueError, match="late"):
+        async with Cancelable(register_globally=True):
+            await anyio.sleep(0.05)
+            raise ValueError("late")
+    stats = await OperationRegistry().get_statistics()
+    assert {
+        "active_operations",
+        "active_by_status",
+        "history_size",
+        "history_by_status",
+        "average_duration_seconds",
+        "total_completed",
+    } <= stats.keys()
+    [completed] = await OperationRegistry().get_history(status=OperationStatus.COMPLETED)
+    assert stats["average_duration_seconds"] == completed.duration_seconds
+    assert (stats["total_completed"], stats["history_size"]) == (1, 2)
+
+
+def test_get_history_limit_zero_is_refused_not_read_as_none(registry: OperationRegistry) -> None:
+    # 0.11 read limit=0 as "no limit"; reading it as "none" would silently differ.
+    message = r"^limit must be >= 1, or None for no limit, got 0$"
+    with pytest.raises(ValueError, match=message):
+        OperationRegistry().get_history_sync(limit=0)
+    with pytest.raises(ValueError, match=message):
+        ThreadSafeRegistry().get_history(limit=0)

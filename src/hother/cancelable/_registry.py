@@ -6,12 +6,13 @@ from _thread import allocate_lock
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
-from ._checks import INF, check_message, check_optional_str, check_reason
+from ._checks import INF, check_bool, check_message, check_optional_str, check_reason
 from ._context import CancelationReason, OperationContext, OperationStatus
 
 if TYPE_CHECKING:
     import threading
     import weakref
+    from collections.abc import Callable
     from datetime import datetime, timedelta
     from typing import Protocol
 
@@ -43,6 +44,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 DEFAULT_HISTORY_LIMIT = 1000
+BULK_MESSAGE = "Bulk cancelation"  # cancel_all's message when it is given none, as in 0.11
+_WILDCARDS = frozenset("*?[")
 
 
 def _snapshot(context: OperationContext) -> OperationContext:
@@ -55,9 +58,52 @@ def _check_id(operation_id: object) -> None:
 
 
 def _check_status(status: object) -> OperationStatus | None:
-    if status is not None and not isinstance(status, OperationStatus):
-        raise TypeError(f"status must be an OperationStatus or None, got {status!r}")
-    return status
+    if status is None or isinstance(status, OperationStatus):
+        return status
+    hint = ""
+    if isinstance(status, str) and status.upper() in OperationStatus.__members__:
+        hint = f"; use OperationStatus.{status.upper()}"  # 0.11's statuses were str enums
+    raise TypeError(f"status must be an OperationStatus or None, got {status!r}{hint}")
+
+
+def _name_matcher(name_pattern: str | None) -> Callable[[str | None], bool] | None:
+    """How `name_pattern` selects names; None when it selects every operation.
+
+    The name contains the pattern (0.11's substring) or, for a pattern with a wildcard, the
+    whole name matches it as a shell-style glob; case is ignored either way.
+    """
+    if not name_pattern:  # None or "": no filter, as in 0.11
+        return None
+    pattern = name_pattern.casefold()
+    if _WILDCARDS.isdisjoint(pattern):
+        return lambda name: name is not None and pattern in name.casefold()
+    from fnmatch import fnmatchcase  # for globs only: not worth importing for everybody
+
+    def matches(name: str | None) -> bool:
+        if name is None:
+            return False
+        folded = name.casefold()
+        return pattern in folded or fnmatchcase(folded, pattern)
+
+    return matches
+
+
+def _record_filter(
+    status: object, parent_id: object, name_pattern: object
+) -> Callable[[OperationContext], bool]:
+    """The records `list_operations` keeps; checks its arguments first."""
+    wanted_status = _check_status(status)
+    wanted_parent = check_optional_str("parent_id", parent_id)
+    name_matches = _name_matcher(check_optional_str("name_pattern", name_pattern))
+
+    def wanted(context: OperationContext) -> bool:
+        return (
+            (wanted_status is None or context.status is wanted_status)
+            and (not wanted_parent or context.parent_id == wanted_parent)  # "": any, as in 0.11
+            and (name_matches is None or name_matches(context.name))
+        )
+
+    return wanted
 
 
 def _check_age(older_than: object) -> timedelta:
@@ -79,9 +125,7 @@ def _check_age(older_than: object) -> timedelta:
     raise TypeError(f"older_than must be a timedelta, seconds or None, got {older_than!r}")
 
 
-def _check_limit(name: str, value: object, *, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
+def _check_limit(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
     if value < 0:
@@ -89,36 +133,92 @@ def _check_limit(name: str, value: object, *, allow_none: bool = True) -> int | 
     return value
 
 
+def _check_history_limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be a whole number or None, got {limit!r}")
+    if limit < 1:  # 0.11 read 0 as "no limit": refused rather than read as "none"
+        raise ValueError(f"limit must be >= 1, or None for no limit, got {limit!r}")
+    return limit
+
+
+def _cutoff(older_than: object) -> datetime | None:
+    """The end time before which `cleanup_completed` forgets a record; None: any end time.
+
+    Raises OverflowError for an age no record can have (before the year 1).
+    """
+    from datetime import UTC, datetime
+
+    return None if older_than is None else datetime.now(UTC) - _check_age(older_than)
+
+
 class OperationRegistry:
     """Lists, inspects and cancels the running operations of this process, by id.
 
-    Operations built with `register_globally=True` are registered as their block starts and
-    unregistered as it ends, however it ended; their final record then joins a bounded
-    history (`history_limit` entries, 1000 by default). The registry holds running operations
+    `OperationRegistry()` is the process-wide registry, the same object every time (as in
+    0.11), and so is `OperationRegistry.get_instance()`. Operations built with
+    `register_globally=True` are registered in it as their block starts and unregistered as
+    it ends, however it ended; their final record then joins a bounded history
+    (`history_limit` entries, 1000 by default). The registry holds running operations
     weakly, so it keeps none alive by itself, and it belongs to no event loop: it serves
-    asyncio and trio in the same process, and any thread.
+    asyncio and trio in the same process, and any thread. `OperationRegistry.isolated()`
+    makes a registry of your own, apart from it.
 
     Every method is async, with a `_sync` twin that is safe from any thread.
     """
 
+    __slots__ = ("_history", "_lock", "_operations")
+
+    _lock: threading.Lock
+    # Keyed by the object, in the order registered: several may share an operation id.
+    _operations: dict[int, weakref.ref[Cancelable]]
+    _history: deque[OperationContext]
+
     _instance: ClassVar[OperationRegistry | None] = None
     _instance_lock: ClassVar[threading.Lock] = allocate_lock()
 
-    def __init__(self, history_limit: int = DEFAULT_HISTORY_LIMIT) -> None:
-        limit = _check_limit("history_limit", history_limit, allow_none=False)
-        assert limit is not None
-        self._lock = allocate_lock()
-        # Keyed by the object, in the order registered: several may share an operation id.
-        self._operations: dict[int, weakref.ref[Cancelable]] = {}
-        self._history: deque[OperationContext] = deque(maxlen=limit)
+    def __new__(cls) -> OperationRegistry:
+        """The process-wide registry (what `get_instance()` returns)."""
+        return OperationRegistry.get_instance()
 
     @classmethod
     def get_instance(cls) -> OperationRegistry:
-        """The process-wide registry."""
-        with cls._instance_lock:
-            if cls._instance is None:
-                cls._instance = cls()
-            return cls._instance
+        """The process-wide registry, where `register_globally=True` lists operations."""
+        with OperationRegistry._instance_lock:
+            if OperationRegistry._instance is None:
+                OperationRegistry._instance = OperationRegistry._build(DEFAULT_HISTORY_LIMIT)
+            return OperationRegistry._instance
+
+    @classmethod
+    def isolated(cls, history_limit: int = DEFAULT_HISTORY_LIMIT) -> OperationRegistry:
+        """A new, empty registry of your own, apart from the process-wide one.
+
+        Nothing is listed in it but what you `register()` yourself: `register_globally=True`
+        lists operations in the process-wide registry only. Useful in tests, or to wrap in a
+        `ThreadSafeRegistry`.
+
+        Args:
+            history_limit: how many finished records its history keeps (>= 0).
+
+        Raises:
+            TypeError: `history_limit` is not a whole number.
+            ValueError: `history_limit` is negative.
+        """
+        return OperationRegistry._build(_check_limit("history_limit", history_limit))
+
+    @staticmethod
+    def _build(history_limit: int) -> OperationRegistry:
+        # Around __new__, which answers with the process-wide registry.
+        registry = object.__new__(OperationRegistry)
+        registry._lock = allocate_lock()
+        registry._operations = {}
+        registry._history = deque(maxlen=history_limit)
+        return registry
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        """Refused: a copy would be rebuilt through `__new__`, onto the process-wide registry."""
+        raise TypeError("an OperationRegistry cannot be copied or pickled")
 
     @property
     def history_limit(self) -> int:
@@ -129,7 +229,7 @@ class OperationRegistry:
 
     @history_limit.setter
     def history_limit(self, value: int) -> None:
-        limit = _check_limit("history_limit", value, allow_none=False)
+        limit = _check_limit("history_limit", value)
         with self._lock:
             self._history = deque(self._history, maxlen=limit)
 
@@ -183,25 +283,19 @@ class OperationRegistry:
     ) -> list[OperationContext]:
         """Snapshots of the running operations' records, filtered.
 
-        `name_pattern` is a shell-style pattern (`"fetch-*"`), matched against the name.
-        """
-        _check_status(status)
-        check_optional_str("parent_id", parent_id)
-        check_optional_str("name_pattern", name_pattern)
-        from fnmatch import fnmatchcase  # for this call only: not worth importing for everybody
+        Args:
+            status: only operations with this status.
+            parent_id: only the children of the operation with this id.
+            name_pattern: only operations whose name contains it (`"fetch"`) or, if it has a
+                wildcard (`*`, `?`, `[`), whose whole name matches it as a shell-style pattern
+                (`"fetch-*"`); case is ignored either way.
 
+        A filter that is None or `""` selects every operation.
+        """
+        wanted = _record_filter(status, parent_id, name_pattern)
         with self._lock:
             operations = self._live()
-        return [
-            _snapshot(op.context)
-            for op in operations
-            if (status is None or op.context.status is status)
-            and (parent_id is None or op.context.parent_id == parent_id)
-            and (
-                name_pattern is None
-                or (op.context.name is not None and fnmatchcase(op.context.name, name_pattern))
-            )
-        ]
+        return [_snapshot(op.context) for op in operations if wanted(op.context)]
 
     def cancel_operation_sync(
         self,
@@ -221,9 +315,14 @@ class OperationRegistry:
         reason: CancelationReason = CancelationReason.MANUAL,
         message: str | None = None,
     ) -> int:
-        """Request the cancellation of every listed operation (of `status`); how many took it."""
+        """Request the cancellation of every listed operation (of `status`); how many took it.
+
+        The message is `"Bulk cancelation"` when none is given.
+        """
         _check_status(status)
         reason, message = check_reason(reason), check_message(message)
+        if message is None:
+            message = BULK_MESSAGE
         with self._lock:
             operations = self._live()
         return sum(
@@ -238,10 +337,13 @@ class OperationRegistry:
         status: OperationStatus | None = None,
         since: datetime | None = None,
     ) -> list[OperationContext]:
-        """Records of finished operations, oldest first: the last `limit` that match."""
+        """Records of finished operations, oldest first: the last `limit` that match.
+
+        `limit` is a whole number >= 1, or None for every match.
+        """
         from datetime import datetime
 
-        limit = _check_limit("limit", limit)
+        limit = _check_history_limit(limit)
         _check_status(status)
         if since is not None and not isinstance(since, datetime):
             raise TypeError(f"since must be a datetime or None, got {since!r}")
@@ -255,33 +357,48 @@ class OperationRegistry:
         ]
         return matching if limit is None else matching[len(matching) - limit :]
 
-    def cleanup_completed_sync(self, older_than: timedelta | float | None = None) -> int:
-        """Forget finished operations (those that ended more than `older_than` ago); how many."""
-        from datetime import UTC, datetime
+    def cleanup_completed_sync(
+        self, older_than: timedelta | float | None = None, keep_failed: bool = True
+    ) -> int:
+        """Forget finished operations; how many were forgotten.
 
-        if older_than is None:
-            cutoff = None
-        else:
-            age = _check_age(older_than)
-            try:
-                cutoff = datetime.now(UTC) - age
-            except OverflowError:  # before the year 1: nothing ended that long ago
-                return 0
+        Forgets the records in the history, and the ended operations still listed (registered
+        by hand and never unregistered), that ended more than `older_than` ago (a `timedelta`
+        or seconds; None: whenever they ended). Failed ones are kept unless `keep_failed` is
+        False, so the failures stay at hand for a post-mortem.
+        """
+        keep_failed = check_bool("keep_failed", keep_failed)
+        try:
+            cutoff = _cutoff(older_than)
+        except OverflowError:  # before the year 1: nothing ended that long ago
+            return 0
+
+        def forgotten(context: OperationContext) -> bool:
+            if keep_failed and context.status is OperationStatus.FAILED:
+                return False
+            end = context.end_time
+            return cutoff is None or end is None or end <= cutoff
+
         with self._lock:
-            before = len(self._history)
-            if cutoff is None:
-                self._history.clear()
-            else:
-                kept = [c for c in self._history if c.end_time is not None and c.end_time > cutoff]
-                self._history = deque(kept, maxlen=self._history.maxlen)
-            return before - len(self._history)
+            ended = [op for op in self._live() if op.context.is_terminal and forgotten(op.context)]
+            for operation in ended:
+                del self._operations[id(operation)]
+            kept = [context for context in self._history if not forgotten(context)]
+            count = len(ended) + len(self._history) - len(kept)
+            self._history = deque(kept, maxlen=self._history.maxlen)
+        return count
 
     def get_statistics_sync(self) -> dict[str, Any]:
-        """Counts of running operations by status and of finished ones by outcome."""
+        """Counts of running operations by status and of finished ones by outcome, and the
+        mean duration of the completed ones (0.0 when there are none)."""
         with self._lock:
             running = [op.context.status for op in self._live()]
             history = list(self._history)
-        durations = [c.duration_seconds for c in history if c.duration_seconds is not None]
+        durations = [
+            c.duration_seconds
+            for c in history
+            if c.status is OperationStatus.COMPLETED and c.duration_seconds is not None
+        ]
         by_status = {status.value: 0 for status in OperationStatus}
         for status in running:
             by_status[status.value] += 1
@@ -296,7 +413,7 @@ class OperationRegistry:
             "total_completed": outcomes[OperationStatus.COMPLETED.value],
             "total_cancelled": outcomes[OperationStatus.CANCELLED.value],
             "total_failed": outcomes[OperationStatus.FAILED.value],
-            "average_duration_seconds": sum(durations) / len(durations) if durations else None,
+            "average_duration_seconds": sum(durations) / len(durations) if durations else 0.0,
         }
 
     def clear_all_sync(self) -> None:
@@ -355,9 +472,11 @@ class OperationRegistry:
         """See `get_history_sync`."""
         return self.get_history_sync(limit, status, since)
 
-    async def cleanup_completed(self, older_than: timedelta | float | None = None) -> int:
+    async def cleanup_completed(
+        self, older_than: timedelta | float | None = None, keep_failed: bool = True
+    ) -> int:
         """See `cleanup_completed_sync`."""
-        return self.cleanup_completed_sync(older_than)
+        return self.cleanup_completed_sync(older_than, keep_failed)
 
     async def get_statistics(self) -> dict[str, Any]:
         """See `get_statistics_sync`."""
@@ -374,6 +493,9 @@ _ENDINGS = frozenset({OperationStatus.COMPLETED, OperationStatus.CANCELLED, Oper
 class ThreadSafeRegistry:
     """The registry's face for plain threads: the same calls, without `await` or `_sync`.
 
+    `ThreadSafeRegistry()` wraps the process-wide registry, and `ThreadSafeRegistry(registry)`
+    the one given (from `OperationRegistry.isolated()`, say).
+
     ```python
     registry = ThreadSafeRegistry()
     for record in registry.list_operations(status=OperationStatus.RUNNING):
@@ -381,10 +503,35 @@ class ThreadSafeRegistry:
     ```
     """
 
+    __slots__ = ("_registry",)
+
+    _instance: ClassVar[ThreadSafeRegistry | None] = None
+    _instance_lock: ClassVar[threading.Lock] = allocate_lock()
+
     def __init__(self, registry: OperationRegistry | None = None) -> None:
         if registry is not None and not isinstance(registry, OperationRegistry):
             raise TypeError(f"registry must be an OperationRegistry or None, got {registry!r}")
         self._registry = registry if registry is not None else OperationRegistry.get_instance()
+
+    @classmethod
+    def get_instance(cls) -> ThreadSafeRegistry:
+        """Deprecated: use `ThreadSafeRegistry()`, which wraps the same process-wide registry.
+
+        Kept from 0.11: returns the same `ThreadSafeRegistry` every time, with a
+        `DeprecationWarning`.
+        """
+        import warnings
+
+        warnings.warn(
+            "ThreadSafeRegistry.get_instance() is deprecated: use ThreadSafeRegistry(), "
+            "which wraps the same process-wide registry",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        with ThreadSafeRegistry._instance_lock:
+            if ThreadSafeRegistry._instance is None:
+                ThreadSafeRegistry._instance = ThreadSafeRegistry()
+            return ThreadSafeRegistry._instance
 
     def get_operation(self, operation_id: str) -> Cancelable | None:
         """See `OperationRegistry.get_operation_sync`."""
