@@ -381,3 +381,15 @@ def test_version_when_the_distribution_is_not_found() -> None:
 def test_an_unknown_attribute_of_the_package_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         _ = hother.cancelable.nope
+
+
+def test_reloading_the_package_keeps_one_finder_of_old_paths() -> None:
+    def finders() -> list[object]:
+        return [f for f in sys.meta_path if type(f).__module__ == "hother.cancelable._legacy"]
+
+    assert len(finders()) == 1
+    importlib.reload(hother.cancelable)
+    assert len(finders()) == 1
+    with pytest.warns(DeprecationWarning, match=_deprecated("hother.cancelable.core.registry")):
+        from hother.cancelable.core.registry import OperationRegistry
+    assert OperationRegistry is hother.cancelable.OperationRegistry
