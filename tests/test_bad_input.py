@@ -1251,6 +1251,13 @@ NOT_ENTRY_POINTS: dict[str, str] = {
     "CancelationReason": "an enum",
     "OperationStatus": "an enum",
     "current_operation": "takes no arguments",
+    # Types for annotating callbacks: nothing calls them.
+    "ErrorCallback": "a type for annotations",
+    "ErrorCallbackType": "a type for annotations",
+    "ProgressCallback": "a type for annotations",
+    "ProgressCallbackType": "a type for annotations",
+    "StatusCallback": "a type for annotations",
+    "StatusCallbackType": "a type for annotations",
 }
 
 SYNC_CASES = [case.param() for case in CASES if not case.awaited]

@@ -42,15 +42,21 @@ from hother.cancelable import (
     CompositeSource,
     ConditionCancelation,
     ConditionSource,
+    ErrorCallback,
+    ErrorCallbackType,
     LinkedCancelationToken,
     ManualCancelation,
     OperationContext,
     OperationRegistry,
     OperationStatus,
     ParentCancelation,
+    ProgressCallback,
+    ProgressCallbackType,
     ResourceConditionSource,
     SignalCancelation,
     SignalSource,
+    StatusCallback,
+    StatusCallbackType,
     ThreadSafeRegistry,
     TimeoutCancelation,
     TimeoutSource,
@@ -773,3 +779,69 @@ async def test_a_stream_timeout_may_be_a_timedelta_and_a_predicate_any_truthy_va
     with pytest.raises(ConditionCancelation):
         async with Cancelable().add_source(source):
             await anyio.sleep(5)
+
+
+# -- the callback types (0.11's names) ---------------------------------------------------------
+
+
+async def test_callbacks_typed_with_the_callback_types_are_accepted() -> None:
+    seen: list[str] = []
+
+    def progress(operation_id: str, message: Any, metadata: dict[str, Any] | None = None) -> None:
+        seen.append(f"progress {message}")
+
+    async def started(context: OperationContext) -> None:
+        seen.append(f"start {context.name}")
+
+    def failed(context: OperationContext, error: BaseException) -> None:
+        seen.append(f"error {error}")
+
+    async def reported(operation_id: str, message: Any, metadata: dict[str, Any] | None) -> None:
+        seen.append(f"reported {message}")
+
+    on_progress: ProgressCallback = progress
+    on_start: StatusCallback = started
+    on_error: ErrorCallback = failed
+    on_report: ProgressCallbackType = reported
+    on_end: StatusCallbackType = lambda context: seen.append(f"end {context.status.name}")  # noqa: E731
+    on_failure: ErrorCallbackType = failed
+    cancel = (
+        Cancelable(name="typed")
+        .on_progress(on_progress)
+        .on_progress(on_report)
+        .on_start(on_start)
+        .on_complete(on_end)
+        .on_error(on_error)
+        .on_error(on_failure)
+    )
+    with pytest.raises(ValueError, match="bad row"):
+        async with cancel:
+            await cancel.report_progress("half")
+            raise ValueError("bad row")
+    assert seen == [
+        "start typed",
+        "progress half",
+        "reported half",
+        "error bad row",
+        "error bad row",
+    ]
+    seen.clear()
+    stream = cancelable_stream(numbers(), on_progress=on_report, report_interval=1)
+    assert [item async for item in stream] == [0, 1, 2]
+    assert len(seen) == 3
+    assert all(line.startswith("reported ") for line in seen)
+
+
+def test_the_callback_protocols_pin_0_11s_parameter_names() -> None:
+    def renamed(op: str, msg: Any, meta: dict[str, Any] | None = None) -> None: ...
+
+    def no_default(operation_id: str, message: Any, metadata: dict[str, Any] | None) -> None: ...
+
+    def exceptions_only(context: OperationContext, error: Exception) -> None: ...
+
+    by_position: ProgressCallbackType = renamed
+    refused: ProgressCallback = renamed  # pyright: ignore[reportAssignmentType]
+    also_refused: ProgressCallback = no_default  # pyright: ignore[reportAssignmentType]
+    # on_error also hears a KeyboardInterrupt raised in the body: the error is a BaseException.
+    narrower: ErrorCallbackType = exceptions_only  # pyright: ignore[reportAssignmentType]
+    assert {by_position, refused, also_refused, narrower} == {renamed, no_default, exceptions_only}

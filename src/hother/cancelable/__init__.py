@@ -3,6 +3,8 @@
 Everything public is importable from here; the modules behind it are private.
 """
 
+from typing import TYPE_CHECKING
+
 from ._cancelable import Cancelable, cancelable_stream
 from ._compat import AnyioBridge, call_soon_threadsafe, cancelable_method
 from ._context import CancelationReason, OperationContext, OperationStatus
@@ -26,6 +28,16 @@ from ._exceptions import (
     SignalCancelation,
     TimeoutCancelation,
 )
+from ._legacy import (
+    ErrorCallback,
+    ErrorCallbackType,
+    ProgressCallback,
+    ProgressCallbackType,
+    StatusCallback,
+    StatusCallbackType,
+)
+from ._legacy import install as _install_old_paths
+from ._legacy import version as _version
 from ._registry import OperationRegistry, ThreadSafeRegistry
 from ._streams import CancelableAsyncIterator, chunked_cancelable_stream
 from ._token import CallbackRegistration, CancelationToken, LinkedCancelationToken
@@ -54,15 +66,21 @@ __all__ = [
     "CompositeSource",
     "ConditionCancelation",
     "ConditionSource",
+    "ErrorCallback",
+    "ErrorCallbackType",
     "LinkedCancelationToken",
     "ManualCancelation",
     "OperationContext",
     "OperationRegistry",
     "OperationStatus",
     "ParentCancelation",
+    "ProgressCallback",
+    "ProgressCallbackType",
     "ResourceConditionSource",
     "SignalCancelation",
     "SignalSource",
+    "StatusCallback",
+    "StatusCallbackType",
     "ThreadSafeRegistry",
     "TimeoutCancelation",
     "TimeoutSource",
@@ -81,3 +99,17 @@ __all__ = [
     "with_current_operation",
     "with_timeout",
 ]
+
+_install_old_paths()  # 0.11's module paths (`hother.cancelable.core.token`, ...) keep importing
+
+if TYPE_CHECKING:
+    __version__: str
+    """The installed distribution's version ("0.0.0+unknown" when it is not installed)."""
+else:
+
+    def __getattr__(name: str) -> object:
+        # importlib.metadata costs more than the whole package: read the version when asked.
+        if name == "__version__":
+            globals()["__version__"] = value = _version()
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
