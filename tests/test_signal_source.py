@@ -459,6 +459,9 @@ async def cleanup() -> None:
             await anyio.sleep(30)
         elif stuck == "blocking":
             time.sleep(30)  # blocks the event loop itself
+        elif stuck == "nested":  # a block entered now does not take the second SIGINT
+            async with Cancelable.with_signal(signal.SIGINT):
+                await anyio.sleep(30)
         else:
             with anyio.fail_after(10):
                 await second.wait_for_cancel()
@@ -546,8 +549,9 @@ def child(
     mode: str, signum: signal.Signals, anyio_backend: Any, stuck: str = "no"
 ) -> Generator[Child]:
     """The child: `mode` "source" (a signal source) or "helper" (cancel_on_signals), whose
-    cleanup after the first `signum` is stuck "waiting" (a shielded sleep), "blocking" (a
-    blocking call), or "no" (it waits for a second SIGTERM)."""
+    cleanup after the first `signum` is stuck "waiting" (a shielded sleep), "nested" (the
+    same, in a block with a SIGINT source), "blocking" (a blocking call), or "no" (it waits
+    for a second SIGTERM)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
     arguments = [mode, signum.name, stuck, json.dumps(list(anyio_backend))]
     with subprocess.Popen(
@@ -570,9 +574,12 @@ def assert_keyboard_interrupt(code: int, stderr: str) -> None:
     assert code == -signal.SIGINT  # how Python ends on an uncaught KeyboardInterrupt
 
 
+@pytest.mark.parametrize("stuck", ["waiting", "nested"])
 @pytest.mark.parametrize("mode", ["source", "helper"])
-def test_second_sigint_forces_exit(mode: str, anyio_backend: Any) -> None:
-    with child(mode, signal.SIGINT, anyio_backend, stuck="waiting") as proc:
+def test_second_sigint_forces_exit(mode: str, stuck: str, anyio_backend: Any) -> None:
+    # "nested": the cleanup waits in a block of its own that watches SIGINT, entered after
+    # the first one; the second still forces the exit instead of cancelling that block.
+    with child(mode, signal.SIGINT, anyio_backend, stuck=stuck) as proc:
         proc.wait_for("ready")
         proc.proc.send_signal(signal.SIGINT)
         proc.wait_for("cleaning up")  # the first one cancelled; the cleanup is stuck
