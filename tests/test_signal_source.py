@@ -570,7 +570,9 @@ def child(
 
 
 def assert_keyboard_interrupt(code: int, stderr: str) -> None:
-    assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
+    # The traceback's last line; a warning may follow it (on asyncio, anyio's wrapper of a
+    # task spawned just before the exit, cancelled before it started, drops its coroutine).
+    assert "KeyboardInterrupt" in stderr.splitlines(), stderr
     assert code == -signal.SIGINT  # how Python ends on an uncaught KeyboardInterrupt
 
 
