@@ -7,7 +7,9 @@ ones in `cancel.context.partial_result`. When one of the two signals arrives, th
 cancelled at its next checkpoint and the block raises `SignalCancelation` (an ordinary
 `Exception`, not a `KeyboardInterrupt`) with `signal_number`, reason SIGNAL and a message; the
 script prints which signal it was and which photos were done, and exits 0. Once the block has
-ended, the SIGINT and SIGTERM handlers that were there before it are back.
+ended, the SIGINT and SIGTERM handlers that were there before it are back. A second Ctrl-C
+while the cancelled block is still stopping would force the exit with a KeyboardInterrupt
+(here the block stops at once; docs/sources.md, "A second Ctrl-C", shows one that hangs).
 
 Who sends the signal:
 
@@ -103,7 +105,8 @@ async def main(send_after: float | None) -> None:
         print(f"The script will send SIGINT to itself {send_after:g} s into the block")
         print("(--send-after; the default when stdin is not a terminal).")
     else:
-        print(f"Press Ctrl-C, or run `kill -TERM {os.getpid()}`, to stop it gracefully.")
+        print(f"Press Ctrl-C, or run `kill -TERM {os.getpid()}`, to stop it gracefully")
+        print("(Ctrl-C twice while it stops forces the exit).")
     print()
 
     cancel = Cancelable.with_signal(signal.SIGINT, signal.SIGTERM, name="photo resizer")

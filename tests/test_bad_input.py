@@ -44,6 +44,7 @@ from hother.cancelable import (
     ThreadSafeRegistry,
     TimeoutSource,
     call_soon_threadsafe,
+    cancel_on_signals,
     cancelable,
     cancelable_combine,
     cancelable_method,
@@ -607,6 +608,13 @@ optional_strs(
 empty("ResourceConditionSource", "threshold", None, lambda env, v: ResourceConditionSource())
 signals("SignalSource", lambda env, s: SignalSource(*s))
 optional_strs("SignalSource", "name", lambda env, v: SignalSource(name=v))
+signals("cancel_on_signals", lambda env, s: cancel_on_signals(env.token, *s))
+rows(
+    "cancel_on_signals",
+    "token",
+    [("abc", TypeError), (None, TypeError), (Cancelable, TypeError)],
+    lambda env, v: cancel_on_signals(v),
+)
 
 # -- streams -------------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from .sources import (
     ResourceConditionSource,
     SignalSource,
     TimeoutSource,
+    cancel_on_signals,
 )
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "TimeoutCancelation",
     "TimeoutSource",
     "call_soon_threadsafe",
+    "cancel_on_signals",
     "cancelable",
     "cancelable_combine",
     "cancelable_method",

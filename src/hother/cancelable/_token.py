@@ -20,7 +20,13 @@ from ._context import CancelationReason, new_id, utc
 from ._request import Request, Requests
 from ._wakeup import LoopWaker, current_waker
 
-__all__ = ["CallbackRegistration", "CancelationToken", "Fire", "LinkedCancelationToken"]
+__all__ = [
+    "CallbackRegistration",
+    "CancelationToken",
+    "Fire",
+    "LinkedCancelationToken",
+    "request_sync",
+]
 
 TokenCallback = Callable[["CancelationToken"], Awaitable[object] | object]
 
@@ -392,6 +398,18 @@ class LinkedCancelationToken(CancelationToken):
         registration = CallbackRegistration(token._remove, forward)
         self._links.append(registration)
         return registration
+
+
+def request_sync(token: CancelationToken, request: Request) -> bool:
+    """`token.cancel_sync()` with a request made by the caller: one whose details (a signal's
+    number) become attributes of the exception, which the public methods do not take.
+
+    A token whose class says how it is cancelled (an operation's own token cancels its
+    operation) is asked through its own `cancel_sync()`, details aside: True is always acted on.
+    """
+    if type(token).cancel_sync is not CancelationToken.cancel_sync:
+        return token.cancel_sync(request.reason, request.message)
+    return token._take(request, False) is not None  # pyright: ignore[reportPrivateUsage]  # the token's own module
 
 
 async def await_all_shielded(pending: list[Awaitable[Any]]) -> None:

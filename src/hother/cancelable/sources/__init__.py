@@ -3,7 +3,7 @@
 from ._base import CancelationSource
 from ._composite import AllOfSource, AnyOfSource, CompositeSource, TimeoutSource
 from ._condition import ConditionSource, ResourceConditionSource
-from ._signal import SignalSource
+from ._signal import SignalSource, cancel_on_signals
 
 __all__ = [
     "AllOfSource",
@@ -14,4 +14,5 @@ __all__ = [
     "ResourceConditionSource",
     "SignalSource",
     "TimeoutSource",
+    "cancel_on_signals",
 ]
