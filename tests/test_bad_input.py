@@ -424,6 +424,11 @@ row(
     lambda env, v: env.operation.combine(Cancelable(), v),
 )
 row("Cancelable.combine", "others[0]", None, TypeError, lambda env, v: env.operation.combine(v))
+optional_strs(
+    "Cancelable.combine",
+    "operation_id",
+    lambda env, v: env.operation.combine(Cancelable(), operation_id=v),
+)
 for method in ("on_start", "on_complete", "on_cancel", "on_error", "on_progress"):
     callables(
         f"Cancelable.{method}", "callback", lambda env, v, m=method: getattr(env.operation, m)(v)

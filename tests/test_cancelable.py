@@ -620,6 +620,8 @@ async def test_combine_keeps_the_first_members_name_metadata_and_registration_un
     assert ended == []
     solo = Cancelable.with_timeout(5).combine(Cancelable(name="second", register_globally=True))
     assert solo.context.name is None  # the first member's, even when it has none
+    named = first.combine(second, operation_id="batch-7")
+    assert named.operation_id == "batch-7"
 
 
 @pytest.mark.parametrize("cancelled", ["before the block", "inside the block"])

@@ -680,10 +680,6 @@ async def test_cancelable_combine_as_0_11_applies_timeouts_and_tokens_on_every_c
         await stopped()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Cancelable.combine() gives the combination a fresh id; needs combine(operation_id=)",
-)
 async def test_cancelable_combine_keeps_its_operation_id() -> None:
     @cancelable_combine(Cancelable.with_timeout(30), operation_id="download-1")
     async def download() -> str | None:

@@ -162,4 +162,7 @@ def test_a_private_name_used_by_another_object_says_why(
 def test_private_names_are_used_across_objects_at_a_few_seams_only() -> None:
     # Operations and tokens, operations and streams, operations and sources: the seams the
     # module docstrings name. A new one is a design decision, not a line to suppress.
-    assert len(_private_uses()) <= 16
+    # [2/6] and [3/6] added two: `cancel_on_signals` hands a token a request with its
+    # details (the signal number), and `with_cancelable` asks whether its caller runs inside
+    # an operation's block (the chain of enclosing operations, which only operations know).
+    assert len(_private_uses()) <= 18

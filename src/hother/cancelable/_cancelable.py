@@ -372,17 +372,17 @@ class Cancelable:
             self._tokens = (*listened, token) if listened else token
         return self
 
-    def combine(self, *others: Cancelable) -> Cancelable:
+    def combine(self, *others: Cancelable, operation_id: str | None = None) -> Cancelable:
         """A new operation cancelled by this one or any of `others`, with its reason.
 
         Timeouts, tokens and sources are merged, and the earliest timeout wins. Cancelling
         one of the originals (`cancel()`, its token) cancels the combination, which is the
         one to enter: the originals never run.
 
-        The combination has an id of its own (none of the members'); it keeps this
-        operation's name, metadata, `parent`, `register_globally` and `raise_on_cancel`, and
-        no callbacks: register them on it. To keep this operation's id and callbacks, use
-        `add_token` or `add_source` on it instead.
+        The combination has an id of its own (`operation_id`, or a new one: none of the
+        members'); it keeps this operation's name, metadata, `parent`, `register_globally`
+        and `raise_on_cancel`, and no callbacks: register them on it. To keep this
+        operation's id and callbacks, use `add_token` or `add_source` on it instead.
 
         Raises:
             TypeError: one of `others` is not a `Cancelable`.
@@ -392,6 +392,7 @@ class Cancelable:
                 raise TypeError(f"others[{index}] must be a Cancelable, got {other!r}")
         members = (self, *others)
         combined = Cancelable(
+            operation_id,
             name=self._context.name,
             parent=self._parent,
             metadata=self._context.metadata,

@@ -362,10 +362,8 @@ def cancelable_combine(
 
     def make(fn: Callable[..., Any]) -> Cancelable:
         first, *others = (build(item) for item in cancelables)
-        combined = Cancelable(
-            operation_id, name or fn.__qualname__, register_globally=register_globally
-        )
-        return combined.combine(first, *others)
+        combined = Cancelable(name=name or fn.__qualname__, register_globally=register_globally)
+        return combined.combine(first, *others, operation_id=operation_id)
 
     return _run_as_operation(make, parameter)
 
