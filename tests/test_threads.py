@@ -212,7 +212,8 @@ async def test_bridge_start_binds_and_waits_like_0_11(backend_name: str) -> None
     done = anyio.Event()
 
     async def start() -> None:
-        await bridge.start()
+        with pytest.warns(DeprecationWarning, match=r"^await bridge\.start\(\) is deprecated"):
+            await bridge.start()
         returned.append("start() returned")
 
     def on_loop() -> None:
@@ -226,9 +227,27 @@ async def test_bridge_start_binds_and_waits_like_0_11(backend_name: str) -> None
         with anyio.fail_after(2):
             await done.wait()
         assert ran_on == [threading.get_ident()]  # bound to this loop by start()
-        assert returned == []  # and still waiting, as in 0.11, until cancelled
-        tg.cancel_scope.cancel()
-    assert returned == []
+        assert returned == []  # and still waiting, as in 0.11, until stopped
+        with pytest.warns(DeprecationWarning, match=r"^bridge\.is_started is deprecated"):
+            assert bridge.is_started
+        with pytest.warns(DeprecationWarning, match=r"^await bridge\.stop\(\) is deprecated"):
+            await bridge.stop()  # start() returns, as in 0.11
+        await anyio.wait_all_tasks_blocked()
+        assert returned == ["start() returned"]
+    with pytest.warns(DeprecationWarning, match="is_started"):
+        assert not bridge.is_started
+
+
+def test_bridge_buffer_size_is_accepted_with_a_warning_and_checked() -> None:
+    with pytest.warns(
+        DeprecationWarning, match=r"^AnyioBridge\(buffer_size=\.\.\.\) is deprecated"
+    ) as caught:
+        AnyioBridge(buffer_size=5000)
+    assert caught[0].filename == __file__
+    with pytest.raises(ValueError, match=r"^buffer_size must be at least 1, got 0$"):
+        AnyioBridge(buffer_size=0)
+    with pytest.raises(TypeError, match=r"^buffer_size must be a whole number, got '10'$"):
+        AnyioBridge(buffer_size="10")  # type: ignore[arg-type]
 
 
 async def test_the_operations_token_wait_sync_wakes_at_the_deadline() -> None:

@@ -14,10 +14,16 @@ httpx = pytest.importorskip("httpx")
 
 from fastapi import Depends, FastAPI, Request  # noqa: E402
 
-from hother.cancelable import Cancelable, OperationStatus, current_operation  # noqa: E402
+from hother.cancelable import (  # noqa: E402
+    Cancelable,
+    OperationStatus,
+    TimeoutCancelation,
+    current_operation,
+)
 from hother.cancelable.integrations.fastapi import (  # noqa: E402
     CancelableDependency,
     RequestCancelationMiddleware,
+    cancelable_dependency,
     with_cancelation,
 )
 
@@ -138,3 +144,33 @@ async def test_a_dependency_without_the_middleware_gives_a_plain_operation() -> 
     assert response.json() == {"name": "plain work", "status": "completed"}
     assert (plain.timeout, bounded.timeout) == (None, 0.05)
     assert repr(bounded) == "CancelableDependency(timeout=0.05, name=None, register_globally=False)"
+
+
+async def test_0_11s_direct_call_of_cancelable_dependency_with_a_timeout() -> None:
+    # 0.11: `await cancelable_dependency(request, timeout=...)` in a dependency of one's own.
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware)
+
+    async def bounded(request: Request) -> Cancelable:
+        with pytest.warns(DeprecationWarning, match=r"CancelableDependency\(timeout=\.\.\.\)"):
+            return await cancelable_dependency(request, timeout=0.05)
+
+    @app.get("/slow")
+    async def slow(cancel: Annotated[Cancelable, Depends(bounded)]) -> dict[str, Any]:
+        try:
+            async with cancel:
+                await anyio.sleep(10)
+        except TimeoutCancelation as exc:
+            return {"reason": exc.reason.value, "message": exc.message}
+        return {}
+
+    @app.get("/plain")
+    async def plain(cancel: Annotated[Cancelable, Depends(cancelable_dependency)]) -> None:
+        pass
+
+    async with asgi_client(app) as client:
+        response = await client.get("/slow")
+    assert response.json() == {"reason": "timeout", "message": "operation timed out after 0.05 s"}
+    # Unlike 0.11, clients cannot set it: FastAPI sees the request only.
+    parameters = app.openapi()["paths"]["/plain"]["get"].get("parameters", [])
+    assert parameters == []

@@ -55,10 +55,18 @@ class Callbacks:
 
 
 def logger() -> logging.Logger:
-    """The library's logger, `hother.cancelable`; logging is imported on first use only."""
+    """The library's logger, `hother.cancelable`; logging is imported on first use only.
+
+    It has a `NullHandler`, as the logging HOWTO asks of libraries: an application that
+    configures no logging sees nothing (no "last resort" output on stderr); one that does
+    sees the library's records through its own handlers.
+    """
     import logging
 
-    return logging.getLogger("hother.cancelable")
+    log = logging.getLogger("hother.cancelable")
+    if not any(isinstance(handler, logging.NullHandler) for handler in log.handlers):
+        log.addHandler(logging.NullHandler())
+    return log
 
 
 async def call_logged(callback: Callable[..., Any], *args: Any) -> None:

@@ -552,14 +552,23 @@ class Cancelable:
     # -- requesting ----------------------------------------------------------------------------
 
     async def cancel(
-        self, reason: CancelationReason = CancelationReason.MANUAL, message: str | None = None
+        self,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+        propagate_to_children: bool | None = None,
     ) -> bool:
         """Request the cancellation of this operation; True if this was the first request.
 
         From the loop running the block, the scope is cancelled before this returns; the
         block ends at its next checkpoint. Works before entry too: the block is then
-        cancelled as soon as it starts. It is not itself a checkpoint.
+        cancelled as soon as it starts. It is not itself a checkpoint. Operations linked to
+        it with `parent=`, and those running inside its block, are cancelled with it.
+
+        `propagate_to_children` is 0.11's, accepted with a `DeprecationWarning`: children
+        are always cancelled with their parent (in 0.11 too, whatever it said).
         """
+        if propagate_to_children is not None:
+            _warn_propagate(propagate_to_children)
         return self._ask(Request(check_reason(reason), check_message(message)), True)
 
     def cancel_sync(
@@ -1197,6 +1206,32 @@ class Cancelable:
         yield call
 
 
+def _warn_propagate(value: object) -> None:
+    import warnings
+
+    check_bool("propagate_to_children", value)
+    warnings.warn(
+        f"cancel(propagate_to_children={value!r}) is deprecated and changes nothing: "
+        "operations linked with parent= (and those running inside the block) are always "
+        "cancelled with it; call cancel(reason, message)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def _accepts(callback: Callable[..., Any], count: int) -> bool | None:
+    """Can `callback` be called with `count` positional arguments? None: cannot tell."""
+    import inspect
+
+    try:
+        inspect.signature(callback).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:
+        return None
+    return True
+
+
 def _made_at(request: Request) -> float:
     return request.at
 
@@ -1241,5 +1276,26 @@ def cancelable_stream(
         operation.add_token(token)
     iterator = CancelableAsyncIterator(items, operation, report_interval, buffer_partial)
     if on_progress is not None:
-        operation.on_progress(on_progress)
+        operation.on_progress(_progress_callback(on_progress))
     return iterator
+
+
+def _progress_callback(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """`callback` as a progress callback; 0.11's `(count, latest_item)` form adapted to it."""
+    if _accepts(callback, 3) is not False or not _accepts(callback, 2):
+        return callback  # a progress callback (or one whose signature cannot be read)
+    import warnings
+
+    warnings.warn(
+        "cancelable_stream(on_progress=callback(count, latest_item)) is 0.11's form, "
+        "deprecated: take (operation_id, message, metadata), where metadata has 'count' and "
+        "'latest_item'",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+    def adapted(operation_id: str, message: Any, metadata: dict[str, Any] | None) -> Any:
+        meta = metadata or {}
+        return callback(meta.get("count"), meta.get("latest_item"))
+
+    return adapted

@@ -43,8 +43,18 @@ class AnyioBridge:
     _instance: ClassVar[AnyioBridge | None] = None
     _lock: ClassVar[threading.Lock] = allocate_lock()
 
-    def __init__(self) -> None:
+    def __init__(self, buffer_size: int | None = None) -> None:
+        if buffer_size is not None:
+            if isinstance(buffer_size, bool) or not isinstance(buffer_size, int):
+                raise TypeError(f"buffer_size must be a whole number, got {buffer_size!r}")
+            if buffer_size < 1:
+                raise ValueError(f"buffer_size must be at least 1, got {buffer_size!r}")
+            _deprecated(
+                "AnyioBridge(buffer_size=...) is deprecated: the bridge keeps no buffer, "
+                "callbacks go straight to the loop; write AnyioBridge()"
+            )
         self._waker: LoopWaker | None = None
+        self._running: anyio.CancelScope | None = None  # the scope of a running start()
 
     @classmethod
     def get_instance(cls) -> AnyioBridge:
@@ -61,9 +71,30 @@ class AnyioBridge:
             self._waker = current_waker()
 
     async def start(self) -> None:
-        """Bind the bridge to this loop, then wait forever (as 0.11 did); not needed any more."""
+        """Bind the bridge to this loop, then wait until `stop()` (as 0.11 did).
+
+        Not needed any more, and deprecated: the bridge works without it.
+        """
+        _deprecated(_NOT_NEEDED.format("await bridge.start()"))
         self._bind_here()
-        await anyio.sleep_forever()
+        with anyio.CancelScope() as running:
+            self._running = running
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self._running = None
+
+    async def stop(self) -> None:
+        """End a running `start()`, as 0.11 did; deprecated, with `start()`."""
+        _deprecated(_NOT_NEEDED.format("await bridge.stop()"))
+        if self._running is not None:
+            self._running.cancel()
+
+    @property
+    def is_started(self) -> bool:
+        """True while `start()` runs, as in 0.11; deprecated: the bridge always works."""
+        _deprecated(_NOT_NEEDED.format("bridge.is_started"))
+        return self._running is not None
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> bool:
         """Run `callback(*args)` (sync, or async as a task) on the bridge's loop, soon.
@@ -80,6 +111,18 @@ class AnyioBridge:
                 return True
         logger().warning("hother.cancelable: no running event loop to run %r on", callback)
         return False
+
+
+_NOT_NEEDED = (
+    "{} is deprecated: the bridge works without being started, and new code needs none: "
+    "token.cancel_sync() and cancel.cancel_sync() are safe from any thread"
+)
+
+
+def _deprecated(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
 
 
 def _run_callback(waker: LoopWaker, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:

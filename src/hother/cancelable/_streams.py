@@ -405,11 +405,15 @@ def _refused(operation: Cancelable) -> RuntimeError:
 
 
 class _Chunks(AsyncIterator[list[T]], Generic[T]):
-    __slots__ = ("_items", "_size")
+    __slots__ = ("_count", "_items", "_operation", "_size")
 
-    def __init__(self, items: CancelableAsyncIterator[T], size: int) -> None:
+    def __init__(
+        self, items: CancelableAsyncIterator[T], size: int, operation: Cancelable | None
+    ) -> None:
         self._items = items
         self._size = size
+        self._operation = operation  # reports each chunk; None when items are reported
+        self._count = 0
 
     def __aiter__(self) -> Self:
         return self
@@ -422,6 +426,13 @@ class _Chunks(AsyncIterator[list[T]], Generic[T]):
         except StopAsyncIteration:
             if not chunk:
                 raise
+        if self._operation is not None:
+            self._count += len(chunk)
+            final = "final " if len(chunk) < self._size else ""
+            await self._operation.report_progress(
+                f"Processed {final}chunk of {len(chunk)} items",
+                {"count": self._count, "chunk_size": len(chunk)},
+            )
         return chunk
 
     async def aclose(self) -> None:
@@ -439,10 +450,14 @@ def chunked_cancelable_stream(
 ) -> AsyncIterator[list[T]]:
     """`stream` in lists of up to `chunk_size` items, under `cancelable` like `cancel.stream`.
 
-    The last list may be shorter. Cancellation, progress and partial results (counted in
-    items, not lists) behave as for `CancelableAsyncIterator`. A list that a cancellation
-    cuts short is not delivered; with `buffer_partial`, its items are in
-    `partial_result["buffer"]`.
+    The last list may be shorter. Cancellation and partial results (counted in items, not
+    lists) behave as for `CancelableAsyncIterator`. A list that a cancellation cuts short is
+    not delivered; with `buffer_partial`, its items are in `partial_result["buffer"]`.
+
+    Progress: with `report_interval`, every that many items, as for `cancel.stream`;
+    without it, once per list, as in 0.11: `"Processed chunk of N items"` (the last, shorter
+    one: `"Processed final chunk of N items"`) with `{"count": items so far, "chunk_size": N}`,
+    reported before the list is handed over.
 
     Raises:
         TypeError, ValueError: `chunk_size` is not a whole number >= 1, or another argument
@@ -450,6 +465,5 @@ def chunked_cancelable_stream(
     """
     size = _check_positive_int("chunk_size", chunk_size)
     items = items_of("stream", stream, in_thread)
-    return _Chunks(
-        CancelableAsyncIterator(items, cancelable, report_interval, buffer_partial), size
-    )
+    iterator = CancelableAsyncIterator(items, cancelable, report_interval, buffer_partial)
+    return _Chunks(iterator, size, cancelable if report_interval is None else None)

@@ -217,6 +217,17 @@ class CancelationToken:
         """True once a cancellation has been requested."""
         return bool(self._requests)
 
+    def is_cancelation_requested(self) -> bool:
+        """0.11's name for `is_cancelled`, kept with a `DeprecationWarning`."""
+        import warnings
+
+        warnings.warn(
+            "token.is_cancelation_requested() is deprecated: read token.is_cancelled",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return bool(self._requests)
+
     @property
     def reason(self) -> CancelationReason | None:
         """The reason of the first request, or None."""

@@ -474,6 +474,18 @@ def _request_operation(
     return operation
 
 
+class _RequestOnly:
+    """The signature a dependency instance shows FastAPI: `(request: Request)`."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> inspect.Signature:
+        if instance is None:
+            raise AttributeError("__signature__")  # the class: its own, from __init__
+        parameter = inspect.Parameter(
+            "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request
+        )
+        return inspect.Signature([parameter], return_annotation=Cancelable)
+
+
 class CancelableDependency:
     """A FastAPI dependency that gives each request a fresh `Cancelable`, not yet entered.
 
@@ -540,12 +552,33 @@ class CancelableDependency:
         """Whether the operations are listed in `OperationRegistry` while they run."""
         return self._register_globally
 
-    async def __call__(self, request: Request) -> Cancelable:
-        """The request's operation (FastAPI calls this)."""
+    async def __call__(
+        self, request: Request, timeout: float | timedelta | None = None
+    ) -> Cancelable:
+        """The request's operation (FastAPI calls this).
+
+        `timeout` is 0.11's `cancelable_dependency(request, timeout=...)`, for code that
+        calls it directly; accepted with a `DeprecationWarning` (it is the timeout of this
+        call's operation, instead of this dependency's): write
+        `CancelableDependency(timeout=...)`. FastAPI never sees it, so clients cannot set it.
+        """
+        seconds = self._timeout
+        if timeout is not None:
+            seconds = check_timeout(timeout)
+            import warnings
+
+            warnings.warn(
+                "cancelable_dependency(request, timeout=...) is 0.11's form, deprecated: "
+                "use Depends(CancelableDependency(timeout=...))",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         name = self._name or f"{request.method} {request.url.path}"
-        return _request_operation(
-            request, self._timeout, name, register_globally=self._register_globally
-        )
+        return _request_operation(request, seconds, name, register_globally=self._register_globally)
+
+    # FastAPI reads the parameters of `__call__` from this: the request only, so that 0.11's
+    # `timeout` never becomes a query parameter that clients could set.
+    __signature__ = _RequestOnly()
 
     def __repr__(self) -> str:
         return (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, ClassVar, overload
 
 from hother.cancelable._callbacks import logger
 from hother.cancelable._checks import check_message
@@ -47,11 +47,28 @@ class CancelationSource(abc.ABC):
 
     reason: ClassVar[CancelationReason] = CancelationReason.CONDITION
 
-    def __init__(self, name: str | None = None) -> None:
+    @overload
+    def __init__(self, name: str | None = None) -> None: ...
+
+    @overload
+    def __init__(self, reason: CancelationReason, name: str | None = None) -> None: ...
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) == 1 and not kwargs:  # the common forms first: (name) or ()
+            name = args[0]
+        elif not args and set(kwargs) <= {"name"}:
+            name = kwargs.get("name")
+        else:
+            name = _legacy_init(self, args, kwargs)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str or None, got {name!r}")
         self.name: str = name if name is not None else type(self).__name__
         self._sink: Sink | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "start_monitoring" in cls.__dict__ and getattr(cls.watch, "__isabstractmethod__", False):
+            _adapt_legacy_class(cls)
 
     @abc.abstractmethod
     async def watch(self) -> None:
@@ -84,6 +101,24 @@ class CancelationSource(abc.ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
+    # -- 0.11's protocol, for sources written for it -----------------------------------------
+
+    async def start_monitoring(self, scope: Any) -> None:
+        """0.11's hook, kept for sources written for it: keeps `scope` as `self.scope`.
+
+        A subclass that implements `start_monitoring()` (and `stop_monitoring()`) instead of
+        `watch()` still works, with a `DeprecationWarning`: it runs inside a task of the
+        operation, with a scope of its own; `trigger_cancelation()` (awaited or not) or
+        cancelling that scope cancels the operation.
+        """
+        self.scope = scope
+
+    async def stop_monitoring(self) -> None:
+        """0.11's hook, kept for sources written for it: cancels `self._monitoring_task`."""
+        task = getattr(self, "_monitoring_task", None)
+        if task is not None:
+            task.cancel()
+
     # -- driven by the operation, or by a composite source -------------------------------------
 
     def _attach(self, sink: Sink) -> None:
@@ -106,6 +141,91 @@ class CancelationSource(abc.ABC):
         except Exception:
             # A broken source must not crash the operation it watches; it stops watching.
             logger().exception("hother.cancelable: source %r failed and stopped watching", self)
+
+
+# -- 0.11's protocol: start_monitoring(scope) / stop_monitoring(), adapted to watch() --------
+
+
+def _warn(message: str, stacklevel: int) -> None:
+    import warnings
+
+    warnings.warn(message, DeprecationWarning, stacklevel=stacklevel)
+
+
+def _legacy_init(source: CancelationSource, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """0.11's `CancelationSource.__init__(reason, name=None)`: the name it gives, or raises."""
+    names = ("reason", "name")
+    given = dict(zip(names, args, strict=False))
+    reason = kwargs.pop("reason", given.get("reason"))
+    name = kwargs.pop("name", given.get("name"))
+    if len(args) > 2 or kwargs or not isinstance(reason, CancelationReason):
+        raise TypeError(
+            "CancelationSource.__init__ takes name=, or 0.11's (reason, name=None); got "
+            f"{args!r} and {kwargs!r}"
+        )
+    _warn(
+        f"{type(source).__name__}: CancelationSource.__init__(reason, name) is 0.11's form, "
+        "deprecated: call super().__init__(name=...) and set `reason` as a class attribute",
+        stacklevel=4,
+    )
+    object.__setattr__(source, "reason", reason)  # this source's own, as 0.11 kept it
+    return name
+
+
+class _Requested:
+    """What 0.11's `await self.trigger_cancelation(...)` awaits: the request is made already."""
+
+    __slots__ = ("first",)
+
+    def __init__(self, first: bool) -> None:
+        self.first = first
+
+    def __bool__(self) -> bool:
+        return self.first
+
+    def __await__(self) -> Generator[None, None, bool]:
+        return self.first
+        yield  # an awaitable that never suspends
+
+
+def _adapt_legacy_class(cls: type[CancelationSource]) -> None:
+    _warn(
+        f"{cls.__name__} implements 0.11's start_monitoring()/stop_monitoring(), deprecated: "
+        "implement async def watch(self), which runs as a task while the block runs "
+        "(see docs/custom_sources.md)",
+        stacklevel=5,  # the class statement: through __init_subclass__ and ABCMeta.__new__
+    )
+    cls.watch = _legacy_watch  # type: ignore[method-assign]
+    trigger = cls.trigger_cancelation
+
+    def trigger_cancelation(
+        self: CancelationSource, message: str | None = None, **details: Any
+    ) -> Any:
+        object.__setattr__(self, "triggered", True)  # 0.11's flag
+        return _Requested(trigger(self, message, **details))
+
+    cls.trigger_cancelation = trigger_cancelation  # type: ignore[method-assign]
+
+
+async def _legacy_watch(self: Any) -> None:
+    """Run a 0.11 source: hand it a scope of its own; its cancellation is the trigger.
+
+    The source may enter a task group of its own in `start_monitoring()` and leave it in
+    `stop_monitoring()`: both run inside that scope, in this task, in that order.
+    """
+    import anyio
+
+    self.triggered = False
+    with anyio.CancelScope() as scope:
+        try:
+            await self.start_monitoring(scope)
+            await anyio.sleep_forever()
+        finally:
+            # Not in a scope of ours: it may leave a task group entered in start_monitoring().
+            await self.stop_monitoring()
+    # The source cancelled (or set a deadline on) the scope it was given, as 0.11 sources
+    # may: it fired.
+    self.trigger_cancelation(f"{self.name} cancelled its scope")
 
 
 def attach_all(sources: Iterable[CancelationSource], sink: Sink) -> None:
