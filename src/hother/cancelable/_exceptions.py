@@ -51,11 +51,16 @@ class CancelationError(Exception):
         message: str | None = None,
         context: OperationContext | None = None,
     ) -> None:
+        self._init(message, context, reason)
+
+    def _init(
+        self,
+        message: str | None,
+        context: OperationContext | None,
+        reason: CancelationReason | None = None,
+    ) -> None:
         if reason is not None:
             self.reason = _checked_reason(type(self), reason)
-        self._init(message, context)
-
-    def _init(self, message: str | None, context: OperationContext | None) -> None:
         if message is not None and not isinstance(message, str):
             raise TypeError(f"message must be a str or None, got {message!r}")
         self.message = message
@@ -86,9 +91,7 @@ class TimeoutCancelation(CancelationError, TimeoutError):
         self.timeout_seconds: float | None = seconds
         if message is None and seconds is not None:
             message = f"operation timed out after {seconds:g} s"
-        if reason is not None:
-            self.reason = _checked_reason(type(self), reason)
-        self._init(message, context)
+        self._init(message, context, reason)
 
 
 class ManualCancelation(CancelationError):
@@ -103,9 +106,7 @@ class ManualCancelation(CancelationError):
         *,
         reason: CancelationReason | None = None,
     ) -> None:
-        if reason is not None:
-            self.reason = _checked_reason(type(self), reason)
-        self._init(message, context)
+        self._init(message, context, reason)
 
 
 class SignalCancelation(CancelationError):
@@ -129,9 +130,7 @@ class SignalCancelation(CancelationError):
         self.signal_number: int | None = number
         if message is None and number is not None:
             message = f"received {_signal_name(number)}"
-        if reason is not None:
-            self.reason = _checked_reason(type(self), reason)
-        self._init(message, context)
+        self._init(message, context, reason)
 
 
 class ConditionCancelation(CancelationError):
@@ -155,9 +154,7 @@ class ConditionCancelation(CancelationError):
         self.condition_name: str | None = name
         if message is None and name is not None:
             message = f"condition {name!r} held"
-        if reason is not None:
-            self.reason = _checked_reason(type(self), reason)
-        self._init(message, context)
+        self._init(message, context, reason)
 
 
 class ParentCancelation(CancelationError):
@@ -188,9 +185,7 @@ class ParentCancelation(CancelationError):
         if message is None and parent_id is not None:
             why = "" if parent_reason is None else f" ({parent_reason.value})"
             message = f"parent operation {parent_id} was cancelled{why}"
-        if reason is not None:
-            self.reason = _checked_reason(type(self), reason)
-        self._init(message, context)
+        self._init(message, context, reason)
 
 
 def _is_seconds(value: object) -> bool:

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Annotated, Any, ParamSpec, Self, TypeVar, cast, get_args, get_origin
+from typing import Annotated, Any, ClassVar, ParamSpec, Self, TypeVar, cast, get_args, get_origin
 
 import anyio
 import anyio.abc
@@ -578,7 +578,7 @@ class CancelableDependency:
 
     # FastAPI reads the parameters of `__call__` from this: the request only, so that 0.11's
     # `timeout` never becomes a query parameter that clients could set.
-    __signature__ = _RequestOnly()
+    __signature__: ClassVar[_RequestOnly] = _RequestOnly()
 
     def __repr__(self) -> str:
         return (
