@@ -31,7 +31,7 @@ import anyio
 
 if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
     from collections.abc import Coroutine
-    from datetime import timedelta
+    from datetime import datetime, timedelta
     from typing import TypedDict, Unpack
 
     import anyio.abc
@@ -51,7 +51,9 @@ if TYPE_CHECKING:  # at run time anyio imports its submodules on first use
 
 from ._callbacks import Callback, Callbacks
 from ._checks import (
+    check_aware_datetime,
     check_bool,
+    check_deadline,
     check_message,
     check_metadata,
     check_optional_str,
@@ -200,6 +202,7 @@ class Cancelable:
         "_timeout",
         "_token",
         "_tokens",
+        "_until",
         "_waker",
     )
 
@@ -230,6 +233,7 @@ class Cancelable:
         self._raise_on_cancel = raise_on_cancel
         # What the operation is made of: set by the factories, read as the block begins.
         self._timeout: float | None = None
+        self._until: datetime | None = None  # a wall-clock deadline (`with_deadline`)
         self._parent = parent
         # Tokens that cancel this operation with their own reason and message; it listens to
         # them itself, keyed by itself (no object per link). Most operations have none, or
@@ -272,6 +276,29 @@ class Cancelable:
         seconds = check_timeout(timeout)
         cancelable = cls(operation_id=operation_id, name=name, **kwargs)
         cancelable._timeout = seconds
+        return cancelable
+
+    @classmethod
+    def with_deadline(
+        cls,
+        when: datetime,
+        operation_id: str | None = None,
+        name: str | None = None,
+        **kwargs: Unpack[_Options],
+    ) -> Self:
+        """An operation cancelled at the wall-clock instant `when` (reason `TIMEOUT`).
+
+        `when` is an aware `datetime`; it is turned into a deadline on the loop's clock as the
+        block is entered. One already past ends the block at its first checkpoint. The block
+        raises `TimeoutCancelation`, whose message names the instant.
+
+        Raises:
+            TypeError: `when` is not a `datetime`.
+            ValueError: `when` is naive (it has no time zone).
+        """
+        until = check_aware_datetime("when", when)
+        cancelable = cls(operation_id=operation_id, name=name, **kwargs)
+        cancelable._until = until
         return cancelable
 
     @classmethod
@@ -401,6 +428,8 @@ class Cancelable:
         )
         timeouts = [m._timeout for m in members if m._timeout is not None]
         combined._timeout = min(timeouts) if timeouts else None
+        instants = [m._until for m in members if m._until is not None]
+        combined._until = min(instants) if instants else None
         # Each token listened to once: a token two members share requests once.
         tokens = [t for member in members for t in (*member._listened(), member.token)]
         combined._tokens = tuple(dict.fromkeys(tokens))
@@ -522,6 +551,93 @@ class Cancelable:
             return True
         enclosing = self._enclosing
         return enclosing is not None and enclosing.is_cancelled
+
+    @property
+    def deadline(self) -> float:
+        """Its own deadline on anyio's clock (`anyio.current_time()`); `math.inf` for none.
+
+        Like `trio.CancelScope.deadline`. It is `math.inf` before the block is entered (a
+        timeout counts from entry). Inside the block it can be assigned, from the block's
+        loop, to move the deadline earlier or later (`math.inf` removes it); when it passes,
+        the block ends as by its own timeout (`TIMEOUT`). A deadline that has passed already
+        has cancelled the operation: assigning another one then changes nothing.
+
+        Raises:
+            TypeError: the value assigned is not a number.
+            ValueError: the value assigned is NaN.
+            RuntimeError: assigned outside the running block, or from another thread.
+        """
+        deadline = self._deadline
+        if deadline is None or self._context.status is PENDING:
+            return _INF
+        return deadline.when
+
+    @deadline.setter
+    def deadline(self, when: float) -> None:
+        when = check_deadline(when)
+        waker = self._waker
+        if self._context.status is not RUNNING or waker is None:
+            raise RuntimeError(
+                f"deadline: {self!r} is not running; assign it inside its block (before it, "
+                "use with_timeout() or with_deadline())"
+            )
+        if get_ident() != waker.thread_id:
+            raise RuntimeError(f"deadline: assign it on the loop running {self!r}'s block")
+        deadline = self._deadline
+        if deadline is not None and deadline.passed():
+            self._ask(deadline.request(), True)  # it came first: the block ends with it
+            return
+        if deadline is None:
+            deadline = Deadline(when - anyio.current_time(), "operation deadline passed")
+            self._deadline = deadline
+            if self._token is not None:
+                self._token.deadline = deadline
+        else:
+            deadline.move_to(when)
+        self._move_scope(deadline)
+
+    def _move_scope(self, deadline: Deadline) -> None:
+        scope = self._scope
+        if scope is not None:
+            scope.deadline = min(deadline.when, self._parent_deadline(self._enclosing))
+        if self._token is not None:  # children linked from outside its block keep it too
+            self._token.lend(deadline, self._waker)
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the earliest deadline that can stop it; `math.inf` for none.
+
+        Its own deadline, its running parents' (`parent=`), and, when read from inside its
+        block on its loop, every enclosing scope's (`anyio.current_effective_deadline()`).
+        `0.0` once passed, never negative. Readable from any thread (`run_in_thread`):
+        what to hand a blocking call or a driver that takes a timeout. `math.inf` before the
+        block is entered.
+        """
+        if self._context.status is PENDING:
+            return _INF
+        nearest = _INF
+        operation: Cancelable | None = self
+        while operation is not None:
+            deadline = operation._deadline
+            if deadline is not None and (operation is self or operation.is_running):
+                nearest = min(nearest, deadline.remaining)
+            operation = operation._parent
+        if self._inside_block():
+            effective = anyio.current_effective_deadline() - anyio.current_time()
+            nearest = min(nearest, max(0.0, effective))
+        return nearest
+
+    def _inside_block(self) -> bool:
+        """Is the caller inside this operation's running block, on its loop?"""
+        waker = self._waker
+        if self._context.status is not RUNNING or waker is None or get_ident() != waker.thread_id:
+            return False
+        operation = current.get()
+        while operation is not None:
+            if operation is self:
+                return True
+            operation = operation._enclosing
+        return False
 
     @property
     def token(self) -> CancelationToken:
@@ -726,11 +842,21 @@ class Cancelable:
         return parent._deadline.on_this_loop()
 
     def _keep(self, deadline: Deadline, waker: LoopWaker | None) -> None:
-        """Keep a parent's deadline (the parent's block began after this one's)."""
+        """Keep a parent's deadline (the parent's block began after this one's, or moved it)."""
         # On the same loop only: its clock, and a scope is only touched from its own thread.
         scope = self._scope
-        if scope is not None and waker is self._waker and deadline.when < scope.deadline:
-            scope.deadline = deadline.when
+        if scope is not None and waker is self._waker:
+            own = _INF if self._deadline is None else self._deadline.when
+            scope.deadline = min(own, deadline.when)
+
+    def _new_deadline(self) -> Deadline | None:
+        """The deadline its block begins with: its timeout's, or its instant's, the earlier."""
+        deadline = None if self._timeout is None else Deadline(self._timeout)
+        if self._until is not None:
+            instant = Deadline.until(self._until)
+            if deadline is None or instant.when < deadline.when:
+                deadline = instant
+        return deadline
 
     # -- one life: begin, end ------------------------------------------------------------------
 
@@ -834,7 +960,7 @@ class Cancelable:
             # May refuse the block (a signal source off the main thread): nothing is set up yet.
             attach_all(self._sources, self._source_fired)
         enclosing = current.get()
-        deadline = None if self._timeout is None else Deadline(self._timeout)
+        deadline = None if self._timeout is None and self._until is None else self._new_deadline()
         scope_deadline = _INF if deadline is None else deadline.when
         if self._parent is not None:
             scope_deadline = min(scope_deadline, self._parent_deadline(enclosing))
@@ -1017,7 +1143,7 @@ class Cancelable:
             )
         waker = current_waker()
         self._stepped = True
-        self._begin(waker, None if self._timeout is None else Deadline(self._timeout))
+        self._begin(waker, self._new_deadline())
         if self._callbacks is not None:
             try:
                 await self._callbacks.run("start", self._context)

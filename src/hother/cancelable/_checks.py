@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any, cast
 from ._context import CancelationReason, is_timedelta
 
 if TYPE_CHECKING:
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
 INF = float("inf")  # not math.inf: importing math costs more than the rest of this module
 
 __all__ = [
+    "check_aware_datetime",
     "check_bool",
+    "check_deadline",
     "check_message",
     "check_reason",
     "check_seconds",
@@ -93,3 +95,26 @@ def check_timeout(value: object, name: str = "timeout") -> float:
     if not 0 < value < INF:  # NaN fails every comparison
         raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
     return _as_float(name, value, "a positive, finite number of seconds")
+
+
+def check_deadline(value: object) -> float:
+    """A deadline on anyio's clock: a number, `math.inf` for none; NaN is refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"deadline must be a number (anyio's clock) or math.inf, got {value!r}")
+    if value != value:  # NaN
+        raise ValueError(f"deadline must not be NaN, got {value!r}")
+    return float(value)
+
+
+def check_aware_datetime(name: str, value: object) -> datetime:
+    """An aware `datetime` (one that knows its time zone)."""
+    import datetime as dt
+
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"{name} must be an aware datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name} must be an aware datetime (with a time zone, as "
+            f"datetime.now(timezone.utc) gives), got the naive {value!r}"
+        )
+    return value

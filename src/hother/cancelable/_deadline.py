@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from _thread import get_ident
+from typing import TYPE_CHECKING
 
 import anyio
 
 from ._context import CancelationReason
 from ._request import Request
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["Deadline"]
 
@@ -18,16 +22,32 @@ class Deadline:
 
     The loop's clock is what its cancel scopes use (trio's clock is its own; uvloop's moves
     in milliseconds); other threads cannot read it, so they use the monotonic twin. Made
-    on the loop's thread, as a block begins.
+    on the loop's thread, as a block begins; moved there too (`move_to`).
     """
 
-    __slots__ = ("seconds", "thread_id", "when", "when_monotonic")
+    __slots__ = ("label", "seconds", "thread_id", "when", "when_monotonic")
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds  # the timeout it was set from, for the message
+    def __init__(self, seconds: float, label: str | None = None) -> None:
+        self.seconds = seconds  # from the start to the instant, for the message
         self.when = anyio.current_time() + seconds
         self.when_monotonic = time.monotonic() + seconds
         self.thread_id = get_ident()  # the loop's thread, where `when` can be read
+        self.label = label  # what its passing says, when not "timed out after N s"
+
+    @classmethod
+    def until(cls, when: datetime) -> Deadline:
+        """The deadline at the wall-clock instant `when` (an aware datetime)."""
+        import datetime as dt
+
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
+        return cls(seconds, f"operation deadline {when.isoformat()} passed")
+
+    def move_to(self, when: float) -> None:
+        """Move the instant to `when`, on the clock of the loop that set it (its thread only)."""
+        shift = when - self.when
+        self.when = when
+        self.when_monotonic += shift
+        self.seconds += shift
 
     def passed(self) -> bool:
         """True once the instant has come, read on the right clock for the calling thread."""
@@ -53,8 +73,11 @@ class Deadline:
     @property
     def message(self) -> str:
         """What the deadline's passing says, as a cancellation message."""
+        if self.label is not None:
+            return self.label
         return f"operation timed out after {self.seconds:g} s"
 
     def request(self) -> Request:
         """The TIMEOUT request that the deadline's passing makes."""
-        return Request(CancelationReason.TIMEOUT, self.message, {"timeout_seconds": self.seconds})
+        seconds = self.seconds if self.label is None else None  # a wall-clock deadline: no timeout
+        return Request(CancelationReason.TIMEOUT, self.message, {"timeout_seconds": seconds})
