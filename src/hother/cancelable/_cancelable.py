@@ -71,7 +71,7 @@ from ._context import (
     OperationStatus,
 )
 from ._current import current
-from ._deadline import Deadline
+from ._deadline import Deadline, NamedDeadline
 from ._ending import (
     CANCELLED_OUTSIDE,
     CAUGHT,
@@ -588,7 +588,7 @@ class Cancelable:
             self._ask(deadline.request(), True)  # it came first: the block ends with it
             return
         if deadline is None:
-            deadline = Deadline(when - anyio.current_time(), "operation deadline passed")
+            deadline = NamedDeadline(when - anyio.current_time(), "operation deadline passed")
             self._deadline = deadline
             if self._token is not None:
                 self._token.deadline = deadline
@@ -960,7 +960,10 @@ class Cancelable:
             # May refuse the block (a signal source off the main thread): nothing is set up yet.
             attach_all(self._sources, self._source_fired)
         enclosing = current.get()
-        deadline = None if self._timeout is None and self._until is None else self._new_deadline()
+        if self._until is None:
+            deadline = None if self._timeout is None else Deadline(self._timeout)
+        else:
+            deadline = self._new_deadline()
         scope_deadline = _INF if deadline is None else deadline.when
         if self._parent is not None:
             scope_deadline = min(scope_deadline, self._parent_deadline(enclosing))

@@ -14,7 +14,7 @@ from ._request import Request
 if TYPE_CHECKING:
     from datetime import datetime
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "NamedDeadline"]
 
 
 class Deadline:
@@ -25,22 +25,21 @@ class Deadline:
     on the loop's thread, as a block begins; moved there too (`move_to`).
     """
 
-    __slots__ = ("label", "seconds", "thread_id", "when", "when_monotonic")
+    __slots__ = ("seconds", "thread_id", "when", "when_monotonic")
 
-    def __init__(self, seconds: float, label: str | None = None) -> None:
+    def __init__(self, seconds: float) -> None:
         self.seconds = seconds  # from the start to the instant, for the message
         self.when = anyio.current_time() + seconds
         self.when_monotonic = time.monotonic() + seconds
         self.thread_id = get_ident()  # the loop's thread, where `when` can be read
-        self.label = label  # what its passing says, when not "timed out after N s"
 
-    @classmethod
-    def until(cls, when: datetime) -> Deadline:
+    @staticmethod
+    def until(when: datetime) -> Deadline:
         """The deadline at the wall-clock instant `when` (an aware datetime)."""
         import datetime as dt
 
         seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
-        return cls(seconds, f"operation deadline {when.isoformat()} passed")
+        return NamedDeadline(seconds, f"operation deadline {when.isoformat()} passed")
 
     def move_to(self, when: float) -> None:
         """Move the instant to `when`, on the clock of the loop that set it (its thread only)."""
@@ -73,11 +72,26 @@ class Deadline:
     @property
     def message(self) -> str:
         """What the deadline's passing says, as a cancellation message."""
-        if self.label is not None:
-            return self.label
         return f"operation timed out after {self.seconds:g} s"
 
     def request(self) -> Request:
         """The TIMEOUT request that the deadline's passing makes."""
-        seconds = self.seconds if self.label is None else None  # a wall-clock deadline: no timeout
-        return Request(CancelationReason.TIMEOUT, self.message, {"timeout_seconds": seconds})
+        return Request(CancelationReason.TIMEOUT, self.message, {"timeout_seconds": self.seconds})
+
+
+class NamedDeadline(Deadline):
+    """A deadline that is no timeout (a wall-clock instant, one assigned): it says its own
+    message, and its passing has no `timeout_seconds`."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, seconds: float, label: str) -> None:
+        super().__init__(seconds)
+        self.label = label
+
+    @property
+    def message(self) -> str:
+        return self.label
+
+    def request(self) -> Request:
+        return Request(CancelationReason.TIMEOUT, self.label, {"timeout_seconds": None})
