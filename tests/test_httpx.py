@@ -171,6 +171,13 @@ async def test_an_operation_without_a_deadline_sends_no_budget(server: Server) -
     assert received[HEADER] == ["750"]  # the caller's own header, untouched
 
 
+async def test_a_budget_too_long_for_milliseconds_is_not_sent(server: Server) -> None:
+    async with server.client() as client, Cancelable.with_timeout(1e306) as cancel:
+        received = await server.headers(client)
+        assert cancel.remaining * 1000 == math.inf
+    assert HEADER not in received
+
+
 async def test_an_enclosing_scope_deadline_is_part_of_the_budget(server: Server) -> None:
     async with server.client() as client:
         with anyio.move_on_after(1.5):

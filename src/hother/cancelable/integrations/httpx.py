@@ -102,7 +102,7 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` through the wrapped transport, with the budget when there is one."""
         budget = await _budget()
-        if budget < math.inf:
+        if budget * 1000 < math.inf:  # too long for milliseconds (1e306 s) is as good as none
             request = _with_budget(request, self._header, budget)
         return await self._transport.handle_async_request(request)
 
