@@ -143,7 +143,10 @@ async def test_a_dependency_without_the_middleware_gives_a_plain_operation() -> 
         response = await client.get("/")
     assert response.json() == {"name": "plain work", "status": "completed"}
     assert (plain.timeout, bounded.timeout) == (None, 0.05)
-    assert repr(bounded) == "CancelableDependency(timeout=0.05, name=None, register_globally=False)"
+    assert repr(bounded) == (
+        "CancelableDependency(timeout=0.05, name=None, register_globally=False, "
+        "deadline_header='Request-Timeout-Ms')"
+    )
 
 
 async def test_0_11s_direct_call_of_cancelable_dependency_with_a_timeout() -> None:
