@@ -91,7 +91,7 @@ DEFAULT_DEADLINE_HEADER = "Request-Timeout-Ms"
 """
 
 _TOKEN_KEY = "hother.cancelable.token"  # in scope["state"]
-_LIMIT_KEY = "hother.cancelable.limit"  # in scope["state"], with a default_timeout only
+_LIMIT_KEY = "hother.cancelable.limit"  # in scope["state"], when the request has a limit
 _DEFAULT_SETTER = "RequestCancelationMiddleware default_timeout"
 _HIDDEN_REQUEST = "hother_cancelable_request"  # the parameter with_cancelation may add
 _CLOSE_TIMEOUT = 1.0  # seconds closing a cancelled websocket may take
@@ -878,7 +878,10 @@ def with_cancelation(
     Under the middleware's `default_timeout`, `timeout` is the route's own limit: entering
     the operation moves the request's limit to `timeout` from then, when that is later, so
     the endpoint may run longer than the default. Without `timeout`, the operation ends at
-    the request's limit and answers `504` itself. The operation covers the endpoint's call:
+    the request's limit and answers `504` itself. A caller's budget that the middleware read
+    (`Request-Timeout-Ms`) ends the operation too, with or without `timeout`, and is answered
+    with the middleware's `504`; without the middleware, no header is read here (use
+    `CancelableDependency`). The operation covers the endpoint's call:
     a streaming response it returns is sent afterwards, within the request's limit, and
     needs an operation of its own (`cancelable_streaming_response`).
 
@@ -1022,8 +1025,9 @@ def cancelable_streaming_response(
     Under `RequestCancelationMiddleware(default_timeout=...)`, the operation also ends at the
     request's limit (reason `TIMEOUT`, a message naming the limit), the same clean way,
     unless it comes from `CancelableDependency(timeout=...)`, whose timeout is the route's
-    own limit. A client that disconnects gets nothing more, and cancellations from outside
-    the operation (the server) go on as usual. Chunks are `bytes`, or `str` encoded as UTF-8.
+    own limit; at the caller's budget (`Request-Timeout-Ms`), it ends in any case. A client
+    that disconnects gets nothing more, and cancellations from outside the operation (the
+    server) go on as usual. Chunks are `bytes`, or `str` encoded as UTF-8.
 
     Raises:
         TypeError: `generator` is not iterable, `cancelable` not a `Cancelable`.
