@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
 import socket
 import sys
 import threading
@@ -53,6 +54,7 @@ from hother.cancelable import (  # noqa: E402
     current_operation,
 )
 from hother.cancelable.integrations.fastapi import (  # noqa: E402
+    DEFAULT_DEADLINE_HEADER,
     DISCONNECT_MESSAGE,
     CancelableDependency,
     CancelableWebSocket,
@@ -110,6 +112,10 @@ class Journal:
             entry = found()
             assert entry is not None
             return entry
+
+    def seen(self, what: str) -> bool:
+        with self._changed:
+            return any(entry.what == what for entry in self._entries)
 
 
 class Boom(Exception):
@@ -259,15 +265,47 @@ def build_limits_app(journal: Journal) -> FastAPI:
     async def listed_route(cancel: Annotated[Cancelable, Depends(listed)]) -> Any:
         return stream("listed", cancel, 300)
 
+    @app.get("/limits/budget")
+    async def budget_route(cancel: Annotated[Cancelable, Depends(cancelable_dependency)]) -> Any:
+        return stream("budget", cancel, 100)
+
+    return app
+
+
+def build_header_app(journal: Journal, prefix: str, deadline_header: str | None) -> FastAPI:
+    """Under `prefix`, an app whose middleware reads another header, or none."""
+    app = FastAPI()
+    app.add_middleware(
+        RequestCancelationMiddleware,
+        default_timeout=REQUEST_TIMEOUT,
+        deadline_header=deadline_header,
+    )
+
+    @app.get(f"{prefix}/hold")
+    async def hold(id: str) -> None:
+        journal.write(f"started {id}")
+        await anyio.sleep(30)
+
+    @app.get(f"{prefix}/quick")
+    async def quick() -> str:
+        return "done"
+
     return app
 
 
 def build_apps(journal: Journal) -> Any:
-    """`build_app`, and `build_limits_app` under /limits/."""
-    main, limits = build_app(journal), build_limits_app(journal)
+    """`build_app`; `build_limits_app` under /limits/; `build_header_app` under /custom/
+    (header X-Budget-Ms) and /ignored/ (no header)."""
+    main = build_app(journal)
+    prefixed = {
+        "/limits/": build_limits_app(journal),
+        "/custom/": build_header_app(journal, "/custom", "X-Budget-Ms"),
+        "/ignored/": build_header_app(journal, "/ignored", None),
+    }
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        target = limits if scope.get("path", "").startswith("/limits/") else main
+        path = scope.get("path", "")
+        target = next((app for prefix, app in prefixed.items() if path.startswith(prefix)), main)
         await target(scope, receive, send)
 
     return app
@@ -530,6 +568,106 @@ def test_a_request_operation_is_listed_and_cancelled_by_id_through_the_registry(
     assert cancelled_event(last) == {"reason": "manual", "message": "stopped by an admin"}
     server.journal.wait_for("cancelled listed")
     assert registry.list_operations(name_pattern="listed stream") == []
+
+
+def test_a_budget_below_the_default_ends_the_request_at_the_budget_on_a_server(
+    server: Server,
+) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get(
+            "/hold", params={"id": "budget"}, headers={"Request-Timeout-Ms": "200"}
+        )
+        elapsed = time.monotonic() - start
+    assert (response.status_code, response.json()) == (504, budget_answer(200))
+    assert 0.2 * 0.9 < elapsed < REQUEST_TIMEOUT  # the default never came
+    cleanup = server.journal.wait_for("cleanup budget")
+    assert cleanup.data == {"token_message": None, "operation_cancelled": True}
+
+
+def test_a_budget_above_the_default_leaves_the_default_on_a_server(server: Server) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get(
+            "/hold", params={"id": "generous"}, headers={"Request-Timeout-Ms": "5000"}
+        )
+        elapsed = time.monotonic() - start
+    assert (response.status_code, response.json()) == (
+        504,
+        {"detail": f"request timed out after {REQUEST_TIMEOUT:g} s"},
+    )
+    assert REQUEST_TIMEOUT * 0.9 < elapsed < 5
+    server.journal.wait_for("cleanup generous")
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        (
+            [("Request-Timeout-Ms", "3s")],
+            "Request-Timeout-Ms must be a whole number of milliseconds from 0 to 31536000000, "
+            "got '3s'",
+        ),
+        (
+            [("Request-Timeout-Ms", "300"), ("Request-Timeout-Ms", "400")],
+            "Request-Timeout-Ms must be sent once, got 2 values: '300', '400'",
+        ),
+    ],
+    ids=["not a number", "sent twice"],
+)
+def test_a_malformed_budget_gets_400_without_running_the_app_on_a_server(
+    server: Server, headers: list[tuple[str, str]], detail: str
+) -> None:
+    request_id = f"malformed {len(headers)}"
+    with server.client() as client:
+        response = client.get("/hold", params={"id": request_id}, headers=headers)
+    assert (response.status_code, response.json()) == (400, {"detail": detail})
+    assert not server.journal.seen(f"started {request_id}")
+
+
+def test_a_spent_budget_gets_504_at_once_on_a_server(server: Server) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get("/hold", params={"id": "spent"}, headers={"Request-Timeout-Ms": "0"})
+        elapsed = time.monotonic() - start
+    assert (response.status_code, response.json()) == (504, budget_answer(0))
+    assert elapsed < REQUEST_TIMEOUT
+    assert not server.journal.seen("started spent")
+
+
+def test_a_custom_deadline_header_is_read_on_a_server(server: Server) -> None:
+    with server.client() as client:
+        ignored = client.get("/custom/quick", headers={"Request-Timeout-Ms": "0"})
+        start = time.monotonic()
+        response = client.get(
+            "/custom/hold", params={"id": "custom"}, headers={"X-Budget-Ms": "200"}
+        )
+        elapsed = time.monotonic() - start
+    assert (ignored.status_code, ignored.json()) == (200, "done")
+    assert (response.status_code, response.json()) == (504, budget_answer(200, "X-Budget-Ms"))
+    assert 0.2 * 0.9 < elapsed < REQUEST_TIMEOUT
+
+
+def test_without_a_deadline_header_the_budget_is_ignored_on_a_server(server: Server) -> None:
+    with server.client() as client:
+        spent = client.get("/ignored/quick", headers={"Request-Timeout-Ms": "0"})
+        malformed = client.get("/ignored/quick", headers={"Request-Timeout-Ms": "abc"})
+    assert (spent.status_code, spent.json()) == (200, "done")
+    assert (malformed.status_code, malformed.json()) == (200, "done")
+
+
+def test_a_stream_ends_cleanly_at_the_callers_budget_on_a_server(server: Server) -> None:
+    with server.client() as client:
+        start = time.monotonic()
+        response = client.get("/limits/budget", headers={"Request-Timeout-Ms": "200"})
+        elapsed = time.monotonic() - start  # httpx raises on a body cut off
+    assert response.status_code == 200
+    *ticks, last = server_sent_events(response.text)
+    assert ticks == [f"data: {number}" for number in range(len(ticks))]
+    assert cancelled_event(last) == {"reason": "timeout", "message": budget_message(200)}
+    assert 0.2 * 0.9 < elapsed < LIMIT  # before the middleware's limit
+    cancelled = server.journal.wait_for("cancelled budget")
+    assert cancelled.data == {"reason": CancelationReason.TIMEOUT, "message": budget_message(200)}
 
 
 class WebSocketClient:
@@ -995,6 +1133,255 @@ async def test_an_operation_without_a_timeout_follows_a_limit_moved_by_the_route
     assert contexts[0].cancel_reason is CancelationReason.TIMEOUT
     assert contexts[0].cancel_message == "request limit of 0.3 s (timeout of route) reached"
     assert 0.3 * 0.9 < elapsed < 0.3 + 2
+
+
+# -- the caller's budget (Request-Timeout-Ms), in process -----------------------------------------
+
+
+def budget_message(milliseconds: int, header: str = DEFAULT_DEADLINE_HEADER) -> str:
+    return f"caller's budget of {milliseconds} ms ({header}) reached"
+
+
+def budget_answer(milliseconds: int, header: str = DEFAULT_DEADLINE_HEADER) -> dict[str, str]:
+    return {"detail": f"request timed out: {budget_message(milliseconds, header)}"}
+
+
+def budget_app(
+    default_timeout: float | None = None, **options: Any
+) -> tuple[FastAPI, list[OperationContext]]:
+    """An app whose routes record how their operations ended, under the middleware."""
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=default_timeout, **options)
+    ended: list[OperationContext] = []
+    own_timeout = CancelableDependency(timeout=5, name="own timeout")
+
+    @app.get("/work")
+    async def work(cancel: Annotated[Cancelable, Depends(cancelable_dependency)]) -> str:
+        ended.append(cancel.context)
+        async with cancel:  # its TimeoutCancelation is let out: the middleware answers it
+            await anyio.sleep(30)
+        return "never"
+
+    @app.get("/own-timeout")
+    async def with_own_timeout(cancel: Annotated[Cancelable, Depends(own_timeout)]) -> str:
+        ended.append(cancel.context)
+        async with cancel:
+            await anyio.sleep(30)
+        return "never"
+
+    @app.get("/decorated")
+    @with_cancelation(timeout=5)
+    async def decorated() -> str:
+        operation = current_operation()
+        assert operation is not None
+        ended.append(operation.context)
+        await anyio.sleep(30)
+        return "never"
+
+    @app.get("/quick")
+    async def quick() -> str:
+        return "done"
+
+    return app, ended
+
+
+async def timed_get(app: Any, path: str, headers: Any = None) -> tuple[Any, float]:
+    async with asgi_client(app) as client:
+        start = anyio.current_time()
+        response = await client.get(path, headers=headers)
+        return response, anyio.current_time() - start
+
+
+async def test_a_budget_below_the_default_timeout_ends_the_request_at_the_budget() -> None:
+    app, ended = budget_app(default_timeout=5)
+    response, elapsed = await timed_get(app, "/work", {"Request-Timeout-Ms": "200"})
+    assert (response.status_code, response.json()) == (504, budget_answer(200))
+    assert 0.2 * 0.9 < elapsed < 0.2 + 2  # not the default's 5 s
+    assert (ended[0].cancel_reason, ended[0].cancel_message) == (
+        CancelationReason.TIMEOUT,
+        budget_message(200),
+    )
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Request-Timeout-Ms": "5000"}], ids=["no header", "a longer budget"]
+)
+async def test_the_default_timeout_applies_when_the_budget_is_longer_or_absent(
+    headers: dict[str, str],
+) -> None:
+    app, ended = budget_app(default_timeout=0.2)
+    response, elapsed = await timed_get(app, "/work", headers)
+    assert (response.status_code, response.json()) == (
+        504,
+        {"detail": "request timed out after 0.2 s"},
+    )
+    assert 0.2 * 0.9 < elapsed < 0.2 + 2
+    assert ended[0].cancel_message == LIMIT_MESSAGE.replace("0.5", "0.2")
+
+
+async def test_the_budget_alone_sets_the_limit_without_a_default_timeout() -> None:
+    app, ended = budget_app()
+    response, elapsed = await timed_get(app, "/work", {"Request-Timeout-Ms": "150"})
+    assert (response.status_code, response.json()) == (504, budget_answer(150))
+    assert 0.15 * 0.9 < elapsed < 0.15 + 2
+    assert ended[0].cancel_message == budget_message(150)
+
+
+@pytest.mark.parametrize("path", ["/own-timeout", "/decorated"])
+async def test_a_route_timeout_never_moves_the_limit_past_the_budget(path: str) -> None:
+    # The route's 5 s would move the default's 0.1 s later; the caller gives up at 0.3 s.
+    app, ended = budget_app(default_timeout=0.1)
+    response, elapsed = await timed_get(app, path, {"Request-Timeout-Ms": "300"})
+    assert (response.status_code, response.json()) == (504, budget_answer(300))
+    assert 0.3 * 0.9 < elapsed < 0.3 + 2
+    assert (ended[0].cancel_reason, ended[0].cancel_message) == (
+        CancelationReason.TIMEOUT,
+        budget_message(300),
+    )
+
+
+async def test_a_route_timeout_still_moves_the_default_later_within_the_budget() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.05)
+
+    @app.get("/")
+    @with_cancelation(timeout=5)
+    async def index() -> str:
+        await anyio.sleep(0.3)  # past the default, within the caller's budget
+        return "done"
+
+    response, _ = await timed_get(app, "/", {"Request-Timeout-Ms": "5000"})
+    assert (response.status_code, response.json()) == (200, "done")
+
+
+MALFORMED = ["abc", "-5", "+300", "1.5", "1e3", "1_000", "300ms", "300, 400", "", "31536000001"]
+
+
+@pytest.mark.parametrize("value", MALFORMED)
+async def test_a_malformed_budget_gets_400_naming_the_header_and_the_value(value: str) -> None:
+    app, ended = budget_app(default_timeout=5)
+    response, _ = await timed_get(app, "/work", {"Request-Timeout-Ms": value})
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Request-Timeout-Ms must be a whole number of milliseconds from 0 to "
+        f"31536000000, got {value!r}"
+    }
+    assert ended == []  # the app did not run
+
+
+async def test_a_budget_sent_twice_gets_400_naming_both_values() -> None:
+    app, ended = budget_app(default_timeout=5)
+    headers = [("Request-Timeout-Ms", "300"), ("request-timeout-ms", "400")]
+    response, _ = await timed_get(app, "/work", headers)
+    assert (response.status_code, response.json()) == (
+        400,
+        {"detail": "Request-Timeout-Ms must be sent once, got 2 values: '300', '400'"},
+    )
+    assert ended == []
+
+
+async def test_a_long_malformed_value_is_cut_in_the_answer() -> None:
+    app, _ = budget_app()
+    response, _ = await timed_get(app, "/work", {"Request-Timeout-Ms": "9" * 100})
+    assert response.status_code == 400
+    assert response.json()["detail"].endswith(f"got '{'9' * 40}...'")
+
+
+@pytest.mark.parametrize("value", ["0", "000"])
+async def test_a_spent_budget_gets_504_at_once_without_running_the_app(value: str) -> None:
+    app, ended = budget_app(default_timeout=5)
+    response, elapsed = await timed_get(app, "/work", {"Request-Timeout-Ms": value})
+    assert (response.status_code, response.json()) == (504, budget_answer(0))
+    assert elapsed < 1
+    assert ended == []
+
+
+async def test_a_budget_with_leading_zeros_is_read() -> None:
+    app, ended = budget_app(default_timeout=5)
+    response, _ = await timed_get(app, "/work", {"Request-Timeout-Ms": "00100"})
+    assert (response.status_code, response.json()) == (504, budget_answer(100))
+    assert ended[0].cancel_message == budget_message(100)
+
+
+async def test_the_header_is_found_in_any_case_and_read_without_spaces_around() -> None:
+    app, ended = budget_app(default_timeout=5)
+    client = RawClient()
+    headers = [(b"host", b"test"), (b"REQUEST-timeout-MS", b" 100\t")]
+    with anyio.fail_after(WAIT):
+        await app(http_scope("/work", headers), client.receive, client.send)
+    assert client.sent[0]["status"] == 504
+    assert json.loads(client.sent[1]["body"]) == budget_answer(100)
+    assert ended[0].cancel_message == budget_message(100)
+
+
+async def test_without_a_deadline_header_the_header_is_ignored() -> None:
+    app, ended = budget_app(default_timeout=0.2, deadline_header=None)
+    malformed, _ = await timed_get(app, "/quick", {"Request-Timeout-Ms": "abc"})
+    assert (malformed.status_code, malformed.json()) == (200, "done")
+    spent, _ = await timed_get(app, "/quick", {"Request-Timeout-Ms": "0"})
+    assert (spent.status_code, spent.json()) == (200, "done")
+    short, elapsed = await timed_get(app, "/work", {"Request-Timeout-Ms": "10"})
+    assert (short.status_code, short.json()) == (504, {"detail": "request timed out after 0.2 s"})
+    assert elapsed > 0.2 * 0.9
+    assert ended[0].cancel_message == LIMIT_MESSAGE.replace("0.5", "0.2")
+
+
+async def test_a_custom_deadline_header_is_read_instead_of_the_default() -> None:
+    app, ended = budget_app(default_timeout=5, deadline_header="X-Budget-Ms")
+    ignored, _ = await timed_get(app, "/quick", {"Request-Timeout-Ms": "abc"})
+    assert (ignored.status_code, ignored.json()) == (200, "done")
+    malformed, _ = await timed_get(app, "/quick", {"x-budget-ms": "soon"})
+    assert malformed.status_code == 400
+    assert malformed.json()["detail"].startswith("X-Budget-Ms must be a whole number")
+    response, elapsed = await timed_get(app, "/work", {"X-Budget-Ms": "100"})
+    assert (response.status_code, response.json()) == (504, budget_answer(100, "X-Budget-Ms"))
+    assert 0.1 * 0.9 < elapsed < 0.1 + 2
+    assert ended[0].cancel_message == budget_message(100, "X-Budget-Ms")
+
+
+@pytest.mark.parametrize(
+    "dependency",
+    [cancelable_dependency, CancelableDependency(timeout=30)],
+    ids=["no timeout", "a timeout of its own"],
+)
+async def test_a_stream_ends_cleanly_at_the_callers_budget(
+    dependency: CancelableDependency,
+) -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=5)
+
+    @app.get("/")
+    async def index(cancel: Annotated[Cancelable, Depends(dependency)]) -> Any:
+        return cancelable_streaming_response(forever(), cancel, media_type="text/event-stream")
+
+    response, elapsed = await timed_get(app, "/", {"Request-Timeout-Ms": "200"})  # whole body
+    assert response.status_code == 200
+    *ticks, last = server_sent_events(response.text)
+    assert ticks
+    assert set(ticks) == {"data: tick"}
+    assert cancelled_event(last) == {"reason": "timeout", "message": budget_message(200)}
+    assert 0.2 * 0.9 < elapsed < 0.2 + 2
+
+
+async def test_remaining_inside_the_request_counts_down_to_the_budget() -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=30)
+
+    @app.get("/")
+    @with_cancelation()
+    async def index() -> dict[str, float | None]:
+        operation = current_operation()
+        assert operation is not None
+        remaining = operation.remaining
+        return {"remaining": None if math.isinf(remaining) else remaining}
+
+    async with asgi_client(app) as client:
+        budgeted = await client.get("/", headers={"Request-Timeout-Ms": "300"})
+        default = await client.get("/")
+    # The request's limit, plus the 0.1 s the middleware leaves its operations to end (and
+    # a millisecond: uvloop's clock moves in milliseconds).
+    assert 0.3 * 0.5 < budgeted.json()["remaining"] <= 0.3 + 0.1 + 0.001
+    assert 15 < default.json()["remaining"] <= 30 + 0.1 + 0.001
 
 
 # -- signatures, the schema, bad input -------------------------------------------------------------

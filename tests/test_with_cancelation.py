@@ -143,7 +143,10 @@ async def test_a_dependency_without_the_middleware_gives_a_plain_operation() -> 
         response = await client.get("/")
     assert response.json() == {"name": "plain work", "status": "completed"}
     assert (plain.timeout, bounded.timeout) == (None, 0.05)
-    assert repr(bounded) == "CancelableDependency(timeout=0.05, name=None, register_globally=False)"
+    assert repr(bounded) == (
+        "CancelableDependency(timeout=0.05, name=None, register_globally=False, "
+        "deadline_header='Request-Timeout-Ms')"
+    )
 
 
 async def test_0_11s_direct_call_of_cancelable_dependency_with_a_timeout() -> None:
@@ -174,3 +177,132 @@ async def test_0_11s_direct_call_of_cancelable_dependency_with_a_timeout() -> No
     # Unlike 0.11, clients cannot set it: FastAPI sees the request only.
     parameters = app.openapi()["paths"]["/plain"]["get"].get("parameters", [])
     assert parameters == []
+
+
+# -- the caller's budget, read by the dependency without the middleware ---------------------------
+
+
+def budget_message(milliseconds: int, header: str = "Request-Timeout-Ms") -> str:
+    return f"caller's budget of {milliseconds} ms ({header}) reached"
+
+
+def dependency_app(
+    dependency: CancelableDependency, middleware: dict[str, Any] | None = None
+) -> tuple[FastAPI, list[str]]:
+    """An app whose endpoint answers how its operation ended; `middleware` options add it."""
+    app = FastAPI()
+    if middleware is not None:
+        app.add_middleware(RequestCancelationMiddleware, **middleware)
+    ran: list[str] = []
+
+    @app.get("/")
+    async def index(cancel: Annotated[Cancelable, Depends(dependency)]) -> dict[str, Any]:
+        ran.append("endpoint")
+        start = anyio.current_time()
+        try:
+            async with cancel:
+                await anyio.sleep(0.5)
+        except TimeoutCancelation as exc:
+            return {"message": exc.message, "after": anyio.current_time() - start}
+        return {"message": None, "after": anyio.current_time() - start}
+
+    return app, ran
+
+
+async def get(app: FastAPI, headers: Any = None) -> Any:
+    async with asgi_client(app) as client:
+        return await client.get("/", headers=headers)
+
+
+async def test_the_dependency_without_the_middleware_ends_its_operation_at_the_budget() -> None:
+    app, _ = dependency_app(CancelableDependency(timeout=5))
+    response = await get(app, {"Request-Timeout-Ms": "100"})
+    assert response.json()["message"] == budget_message(100)
+    assert 0.1 * 0.9 < response.json()["after"] < 0.1 + 2
+
+
+async def test_the_dependency_keeps_its_own_timeout_when_it_is_shorter_than_the_budget() -> None:
+    app, _ = dependency_app(CancelableDependency(timeout=0.1))
+    response = await get(app, {"Request-Timeout-Ms": "5000"})
+    assert response.json()["message"] == "operation timed out after 0.1 s"
+
+
+async def test_the_dependency_without_a_timeout_ends_at_the_budget() -> None:
+    app, _ = dependency_app(CancelableDependency())
+    bounded = await get(app, {"Request-Timeout-Ms": "100"})
+    unbounded = await get(app)
+    assert bounded.json()["message"] == budget_message(100)
+    assert unbounded.json()["message"] is None  # ran its 0.5 s
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "detail"),
+    [
+        (
+            "soon",
+            400,
+            "Request-Timeout-Ms must be a whole number of milliseconds from 0 to 31536000000, "
+            "got 'soon'",
+        ),
+        ("0", 504, f"request timed out: {budget_message(0)}"),
+    ],
+    ids=["malformed", "spent"],
+)
+async def test_the_dependency_answers_a_malformed_or_spent_budget_before_the_endpoint(
+    value: str, status: int, detail: str
+) -> None:
+    app, ran = dependency_app(CancelableDependency(timeout=5))
+    response = await get(app, {"Request-Timeout-Ms": value})
+    assert (response.status_code, response.json()) == (status, {"detail": detail})
+    assert ran == []
+
+
+async def test_the_dependency_reads_its_own_header_name_or_none() -> None:
+    custom, _ = dependency_app(CancelableDependency(deadline_header="X-Budget-Ms"))
+    response = await get(custom, {"X-Budget-Ms": "100", "Request-Timeout-Ms": "abc"})
+    assert response.json()["message"] == budget_message(100, "X-Budget-Ms")
+    ignoring, _ = dependency_app(CancelableDependency(deadline_header=None))
+    response = await get(ignoring, {"Request-Timeout-Ms": "abc"})
+    assert (response.status_code, response.json()["message"]) == (200, None)
+
+
+async def test_under_the_middleware_the_dependency_leaves_the_budget_to_it() -> None:
+    # The middleware's deadline_header is the app's one setting: the dependency reads nothing.
+    app, _ = dependency_app(CancelableDependency(), middleware={"deadline_header": None})
+    response = await get(app, {"Request-Timeout-Ms": "abc"})
+    assert (response.status_code, response.json()["message"]) == (200, None)
+    response = await get(app, {"Request-Timeout-Ms": "100"})
+    assert (response.status_code, response.json()["message"]) == (200, None)
+    # Reading it, the middleware's limit carries the budget: the operation ends at it once.
+    app, _ = dependency_app(CancelableDependency(), middleware={})
+    response = await get(app, {"Request-Timeout-Ms": "100"})
+    assert response.json()["message"] == budget_message(100)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: CancelableDependency(deadline_header=3), TypeError, "deadline_header must be"),
+        (lambda: CancelableDependency(deadline_header=""), ValueError, "deadline_header must"),
+        (
+            lambda: CancelableDependency(deadline_header="Request Timeout"),
+            ValueError,
+            "deadline_header must be an HTTP header name, got 'Request Timeout'",
+        ),
+        (
+            lambda: RequestCancelationMiddleware(FastAPI(), deadline_header=b"X-Budget"),
+            TypeError,
+            "deadline_header must be a header name",
+        ),
+        (
+            lambda: RequestCancelationMiddleware(FastAPI(), deadline_header="X-Budget:"),
+            ValueError,
+            "deadline_header must be an HTTP header name, got 'X-Budget:'",
+        ),
+    ],
+)
+def test_a_deadline_header_that_is_no_header_name_is_refused(
+    build: Any, error: type, match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        build()

@@ -4,7 +4,8 @@ Needs the `fastapi` extra: `pip install 'hother-cancelable[fastapi]'`.
 
 - `RequestCancelationMiddleware` runs each HTTP request as an operation, with a
   `CancelationToken` of its own: when the client disconnects, the token is cancelled and so is
-  the request's work; a timeout can bound every request (answered with 504);
+  the request's work; a timeout can bound every request (answered with 504), and so can the
+  caller's own budget, read from the `Request-Timeout-Ms` header (`DEFAULT_DEADLINE_HEADER`);
 - `get_request_token`, `cancelable_dependency` and `CancelableDependency` hand the request's
   cancellation to endpoints;
 - `with_cancelation` runs an endpoint as an operation of its own and answers 504 (timeout),
@@ -23,11 +24,23 @@ import contextlib
 import functools
 import inspect
 import json
+import math
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, ParamSpec, Self, TypeVar, cast, get_args, get_origin
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    get_args,
+    get_origin,
+)
 
 import anyio
 import anyio.abc
@@ -53,6 +66,7 @@ from hother.cancelable._token import CancelationToken
 from hother.cancelable.sources import CancelationSource
 
 __all__ = [
+    "DEFAULT_DEADLINE_HEADER",
     "DISCONNECT_MESSAGE",
     "CancelableDependency",
     "CancelableWebSocket",
@@ -69,11 +83,24 @@ T = TypeVar("T")
 DISCONNECT_MESSAGE = "client disconnected"
 """The message of a request token cancelled because its client disconnected (reason `MANUAL`)."""
 
+DEFAULT_DEADLINE_HEADER = "Request-Timeout-Ms"
+"""The header that carries the caller's remaining budget, a whole number of milliseconds.
+
+`RequestCancelationMiddleware` and `CancelableDependency` read it by default
+(`deadline_header=`); `hother.cancelable.integrations.httpx.DeadlineTransport` sends it.
+"""
+
 _TOKEN_KEY = "hother.cancelable.token"  # in scope["state"]
-_LIMIT_KEY = "hother.cancelable.limit"  # in scope["state"], with a default_timeout only
+_LIMIT_KEY = "hother.cancelable.limit"  # in scope["state"], when the request has a limit
 _DEFAULT_SETTER = "RequestCancelationMiddleware default_timeout"
 _HIDDEN_REQUEST = "hother_cancelable_request"  # the parameter with_cancelation may add
 _CLOSE_TIMEOUT = 1.0  # seconds closing a cancelled websocket may take
+# The largest budget a header may carry: a year. Beyond that it is a mistake, not a budget.
+_MAX_BUDGET_MS = 365 * 24 * 3600 * 1000
+# Characters of an HTTP header name (RFC 9110 `token`).
+_TOKEN_CHARACTERS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 # Seconds between a request token's cancellation (or the request's limit) and the cancellation
 # of the whole request: the operations that listen end first, with their own report.
 _GRACE = 0.1
@@ -113,7 +140,19 @@ class RequestCancelationMiddleware:
       limit, whatever the request still runs is cancelled (background tasks, which run after
       the response, included); if the response has not started, the client gets `504` with
       a JSON `{"detail": ...}` body, otherwise the response is cut off (a warning is logged)
-      and the server closes the connection.
+      and the server closes the connection. The request's operation has that moment as its
+      `deadline`, so `cancel.remaining` inside the request counts down to it;
+    - a request whose `deadline_header` (`Request-Timeout-Ms` by default) says how many
+      milliseconds its caller will wait brings that budget, counted from its arrival: the
+      limit is the smaller of `default_timeout` and the budget (the budget alone, without
+      `default_timeout`), and a route's own timeout never moves it past the budget (the
+      caller has given up by then); operations with a timeout of their own end at the budget
+      too. What ends at the budget says so: `"caller's budget of 300 ms (Request-Timeout-Ms)
+      reached"`, and the `504` says `"request timed out: caller's budget of 300 ms
+      (Request-Timeout-Ms) reached"`. A value that is not a whole number of milliseconds
+      from 0 to a year, or a header sent more than once, gets `400` with a JSON
+      `{"detail": ...}` that names the header and the value; `0` gets the `504` at once.
+      Neither runs the app.
 
     The request body still reaches the app, through the middleware: the disconnect is watched
     by reading the request's messages one ahead of the app, from the start (after the app's
@@ -130,38 +169,64 @@ class RequestCancelationMiddleware:
         app: the ASGI application to wrap.
         default_timeout: seconds (or a `timedelta`) each HTTP request may take, unless its
             route declares a longer timeout; None for no limit.
+        deadline_header: the header that carries the caller's budget in milliseconds
+            (`DEFAULT_DEADLINE_HEADER`); None to ignore it. With the middleware installed,
+            this is the app's one setting: `CancelableDependency` does not read the header
+            again.
 
     Raises:
-        TypeError: `app` is not callable, or `default_timeout` is not a duration.
-        ValueError: `default_timeout` is zero, negative, NaN or infinite.
+        TypeError: `app` is not callable, `default_timeout` is not a duration, or
+            `deadline_header` not a str or None.
+        ValueError: `default_timeout` is zero, negative, NaN or infinite, or
+            `deadline_header` is not a header name.
     """
 
-    __slots__ = ("app", "default_timeout")
+    __slots__ = ("app", "deadline_header", "default_timeout")
 
-    def __init__(self, app: ASGIApp, default_timeout: float | timedelta | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        default_timeout: float | timedelta | None = None,
+        *,
+        deadline_header: str | None = DEFAULT_DEADLINE_HEADER,
+    ) -> None:
         if not callable(app):
             raise TypeError(f"app must be an ASGI application, got {app!r}")
         self.app: ASGIApp = app
         self.default_timeout: float | None = (
             None if default_timeout is None else check_timeout(default_timeout, "default_timeout")
         )
+        self.deadline_header: str | None = _check_header_name(deadline_header)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            budget = _read_budget(scope, self.deadline_header)
+        except _MalformedBudget as malformed:
+            await JSONResponse({"detail": str(malformed)}, status_code=400)(scope, receive, send)
+            return
+        if budget is not None and budget.spent:  # the caller has given up already
+            await JSONResponse({"detail": budget.detail}, status_code=504)(scope, receive, send)
+            return
+        limit = _RequestLimit.starting(self.default_timeout, budget)
+        await self._serve(scope, receive, send, limit)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, limit: "_RequestLimit | None"
+    ) -> None:
         token = CancelationToken()
-        limit = None
         # A state of its own: a server may share one dict between requests (lifespan state).
         state = {**scope.get("state", {}), _TOKEN_KEY: token}
-        if self.default_timeout is not None:
-            limit = state[_LIMIT_KEY] = _RequestLimit(self.default_timeout, _DEFAULT_SETTER)
+        if limit is not None:
+            state[_LIMIT_KEY] = limit
         scope["state"] = state
         name = f"{scope.get('method', 'HTTP')} {scope.get('path', '')}"
-        # No deadline of its own: the limit may move; a task of the exchange enforces it.
+        # Its deadline, given at entry, follows the limit (which may move), plus the grace.
         operation = Cancelable(name=name, raise_on_cancel=False)
-        exchange = _Exchange(scope, receive, send, token, operation, limit)
-        error = await self._run(scope, exchange, operation)
+        exchange = _Exchange(scope, receive, send, token, operation)
+        error = await self._run(scope, exchange, operation, limit)
         reason, message = _why_cancelled(error, operation.context, token, limit)
         if reason is None or exchange.client_left:  # not cancelled, or nobody is listening
             return
@@ -174,13 +239,17 @@ class RequestCancelationMiddleware:
             )
             return
         if reason is CancelationReason.TIMEOUT:
-            status, detail = 504, _timed_out(None if limit is None else limit.seconds)
+            status, detail = 504, _timed_out(None) if limit is None else limit.detail
         else:  # somebody cancelled the request's token
             status, detail = 503, f"request cancelled: {message or 'no reason given'}"
         await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
 
     async def _run(
-        self, scope: Scope, exchange: "_Exchange", operation: Cancelable
+        self,
+        scope: Scope,
+        exchange: "_Exchange",
+        operation: Cancelable,
+        limit: "_RequestLimit | None",
     ) -> Exception | None:
         """Run the app as the request's operation; return what it raised, unwrapped."""
         error: Exception | None = None
@@ -189,6 +258,8 @@ class RequestCancelationMiddleware:
                 exchange.start(task_group)
                 try:
                     async with operation:
+                        if limit is not None:
+                            _enforce(limit, operation)
                         await self.app(scope, exchange.receive, exchange.send)
                 except Exception as exc:  # raised again by the caller, outside the group
                     error = exc
@@ -197,6 +268,21 @@ class RequestCancelationMiddleware:
         finally:
             exchange.close()
         return error
+
+
+def _enforce(limit: "_RequestLimit", operation: Cancelable) -> None:
+    """Give the request's running operation the limit, plus the grace, as its deadline.
+
+    The request's own operations end themselves at the limit; the deadline then cancels the
+    rest of the request, and it is what `remaining` counts down to inside the request.
+    """
+
+    def follow(deadline: float) -> None:
+        if operation.is_running:
+            operation.deadline = deadline + _GRACE
+
+    limit.on_move = follow
+    follow(limit.deadline)
 
 
 def _why_cancelled(
@@ -213,9 +299,11 @@ def _why_cancelled(
         if limit is not None and limit.reported_by(error):
             return CancelationReason.TIMEOUT, limit.message
         raise error
-    if context.status is OperationStatus.CANCELLED:
-        return context.cancel_reason, context.cancel_message
-    return None, None
+    if context.status is not OperationStatus.CANCELLED:
+        return None, None
+    if context.cancel_reason is CancelationReason.TIMEOUT and limit is not None:
+        return CancelationReason.TIMEOUT, limit.message  # its deadline: the limit's
+    return context.cancel_reason, context.cancel_message
 
 
 def _reports(error: Exception, token: CancelationToken) -> bool:
@@ -232,55 +320,181 @@ def _timed_out(seconds: float | None) -> str:
     return "request timed out" if seconds is None else f"request timed out after {seconds:g} s"
 
 
-class _RequestLimit:
-    """When a request's work must end, on its loop's clock, and what set that moment.
+# -- the caller's budget -----------------------------------------------------------------------
 
-    The middleware's `default_timeout` sets it as the request arrives; a route's own timeout
-    moves it later as the route's operation is entered. It only ever moves later, so a
-    waiter that wakes early just waits again.
+
+class _MalformedBudget(ValueError):
+    """A deadline header that holds no budget; the message names the header and the value."""
+
+
+class _Budget:
+    """The caller's budget, from a request header: the moment the caller gives up.
+
+    On the clock of the loop that read the header, counted from then (the request's arrival).
     """
 
-    __slots__ = ("deadline", "seconds", "setter")
+    __slots__ = ("deadline", "header", "milliseconds")
 
-    def __init__(self, seconds: float, setter: str) -> None:
-        self.deadline = anyio.current_time() + seconds
-        self.seconds = seconds
-        self.setter = setter
+    def __init__(self, milliseconds: int, header: str) -> None:
+        self.milliseconds = milliseconds
+        self.header = header
+        self.deadline = anyio.current_time() + milliseconds / 1000
+
+    @property
+    def spent(self) -> bool:
+        """Nothing left: the caller has given up already."""
+        return self.milliseconds == 0
 
     @property
     def message(self) -> str:
-        """The message of a cancellation at the limit."""
-        return f"request limit of {self.seconds:g} s ({self.setter}) reached"
+        """The message of a cancellation at the budget."""
+        return f"caller's budget of {self.milliseconds} ms ({self.header}) reached"
+
+    @property
+    def detail(self) -> str:
+        """The `detail` of the 504 a request gets for it."""
+        return f"request timed out: {self.message}"
+
+    async def wait(self) -> None:
+        """Return once the budget is spent."""
+        await anyio.sleep_until(self.deadline)
+
+
+def _check_header_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"deadline_header must be a header name (a str) or None, got {value!r}")
+    if not value or not _TOKEN_CHARACTERS.issuperset(value):
+        raise ValueError(f"deadline_header must be an HTTP header name, got {value!r}")
+    return value
+
+
+def _read_budget(scope: Scope, header: str | None) -> _Budget | None:
+    """The caller's budget the request carries in `header`; None without one.
+
+    Raises `_MalformedBudget` for a value that is not a whole number of milliseconds from 0
+    to `_MAX_BUDGET_MS`, or for a header sent more than once.
+    """
+    if header is None:
+        return None
+    name = header.lower().encode("ascii")
+    values = [value for key, value in scope.get("headers", ()) if key.lower() == name]
+    if not values:
+        return None
+    if len(values) > 1:
+        shown = ", ".join(_shown(value) for value in values)
+        raise _MalformedBudget(f"{header} must be sent once, got {len(values)} values: {shown}")
+    digits = values[0].strip(b" \t")
+    # bytes.isdigit() accepts ASCII digits only: no sign, no space, no "1_000", no "1e3".
+    significant = digits.lstrip(b"0")
+    if not digits.isdigit() or len(significant) > 11 or int(significant or b"0") > _MAX_BUDGET_MS:
+        raise _MalformedBudget(
+            f"{header} must be a whole number of milliseconds from 0 to {_MAX_BUDGET_MS}, "
+            f"got {_shown(values[0])}"
+        )
+    return _Budget(int(significant or b"0"), header)
+
+
+def _shown(value: bytes) -> str:
+    """A header value as an error message quotes it: decoded, and cut when long."""
+    text = value.decode("latin-1")
+    return repr(text if len(text) <= 40 else f"{text[:40]}...")
+
+
+# -- the request's limit -----------------------------------------------------------------------
+
+
+class _Limit(Protocol):
+    """A moment at which operations of the request end themselves, with a message."""
+
+    @property
+    def message(self) -> str: ...
+
+    async def wait(self) -> None: ...
+
+
+class _RequestLimit:
+    """When a request's work must end, on its loop's clock, and what set that moment.
+
+    The middleware's `default_timeout` or the caller's budget, whichever comes first, sets it
+    as the request arrives; a route's own timeout moves it later as the route's operation is
+    entered, never past the caller's budget. It only ever moves later, so a waiter that
+    wakes early just waits again.
+    """
+
+    __slots__ = ("budget", "deadline", "detail", "message", "on_move")
+
+    def __init__(self, budget: _Budget | None) -> None:
+        self.budget = budget  # the ceiling: the caller has given up by then
+        self.deadline = -math.inf
+        self.message = ""  # of a cancellation at the limit
+        self.detail = ""  # of the 504 answered for it
+        self.on_move: Callable[[float], None] | None = None
+
+    @classmethod
+    def starting(
+        cls, default_timeout: float | None, budget: _Budget | None
+    ) -> "_RequestLimit | None":
+        """The limit of a request that arrives now; None when it has none."""
+        limit = cls(budget)
+        if default_timeout is not None:
+            limit.extend(default_timeout, _DEFAULT_SETTER)
+        elif budget is not None:
+            limit.move(budget.deadline, budget.message, budget.detail)
+        else:
+            return None
+        return limit
 
     def extend(self, seconds: float, setter: str) -> None:
-        """Move the limit to `seconds` from now, if that is later."""
+        """Move the limit to `seconds` from now, if that is later, and not past the budget."""
         deadline = anyio.current_time() + seconds
-        if deadline > self.deadline:
-            self.deadline, self.seconds, self.setter = deadline, seconds, setter
+        budget = self.budget
+        if budget is not None and deadline >= budget.deadline:
+            self.move(budget.deadline, budget.message, budget.detail)
+        else:
+            message = f"request limit of {seconds:g} s ({setter}) reached"
+            self.move(deadline, message, _timed_out(seconds))
 
-    async def wait(self, grace: float = 0.0) -> None:
-        """Return once the limit, plus `grace` seconds, has passed."""
+    def move(self, deadline: float, message: str, detail: str) -> None:
+        """Move the limit to `deadline` (said by `message` and `detail`), if that is later."""
+        if deadline > self.deadline:
+            self.deadline, self.message, self.detail = deadline, message, detail
+            if self.on_move is not None:
+                self.on_move(deadline)
+
+    async def wait(self) -> None:
+        """Return once the limit has passed."""
         deadline = self.deadline
-        await anyio.sleep_until(deadline + grace)
+        await anyio.sleep_until(deadline)
         if self.deadline > deadline:  # moved meanwhile
-            await self.wait(grace)
+            await self.wait()
 
     def reported_by(self, error: Exception) -> bool:
         """Is `error` the cancellation of an operation that reached this limit?"""
+        messages = (self.message, None if self.budget is None else self.budget.message)
         return (
             isinstance(error, CancelationError)
             and error.reason is CancelationReason.TIMEOUT
-            and error.message == self.message  # no other operation says that
+            and error.message in messages  # no other operation says that
         )
+
+    def detail_for(self, message: str | None) -> str | None:
+        """The 504's `detail` for an operation that ended with `message`, if at this limit."""
+        if message == self.message:
+            return self.detail
+        if self.budget is not None and message == self.budget.message:
+            return self.budget.detail
+        return None
 
 
 class _LimitSource(CancelationSource):
-    """Ends an operation of the request at the request's limit (reason `TIMEOUT`)."""
+    """Ends an operation of the request at a limit: the request's, or the caller's budget."""
 
     reason = CancelationReason.TIMEOUT
 
-    def __init__(self, limit: _RequestLimit) -> None:
-        super().__init__(name="request limit")
+    def __init__(self, limit: _Limit, name: str) -> None:
+        super().__init__(name=name)
         self._limit = limit
 
     async def watch(self) -> None:
@@ -294,7 +508,6 @@ class _Exchange:
     __slots__ = (
         "_deferred",
         "_inbox",
-        "_limit",
         "_operation",
         "_outbox",
         "_receive",
@@ -313,13 +526,11 @@ class _Exchange:
         send: Send,
         token: CancelationToken,
         operation: Cancelable,
-        limit: _RequestLimit | None,
     ) -> None:
         self._receive = receive
         self._send = send
         self._token = token
         self._operation = operation
-        self._limit = limit
         # One message read ahead at most: a body the app does not read is not buffered.
         self._outbox, self._inbox = anyio.create_memory_object_stream[Message](1)
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -334,8 +545,6 @@ class _Exchange:
     def start(self, task_group: anyio.abc.TaskGroup) -> None:
         self._task_group = task_group
         task_group.start_soon(self._follow_token, name="hother.cancelable: request token")
-        if self._limit is not None:
-            task_group.start_soon(self._enforce, self._limit, name="hother.cancelable: limit")
         if not self._deferred:
             task_group.start_soon(self._watch, name="hother.cancelable: request watcher")
 
@@ -350,11 +559,6 @@ class _Exchange:
         # the rest of the request.
         await anyio.sleep(_GRACE)
         await self._operation.cancel(token.reason or CancelationReason.MANUAL, token.message)
-
-    async def _enforce(self, limit: _RequestLimit) -> None:
-        # The request's operations end themselves at the limit; then the rest of the request.
-        await limit.wait(_GRACE)
-        await self._operation.cancel(CancelationReason.TIMEOUT, limit.message)
 
     async def _watch(self) -> None:
         outbox = self._outbox
@@ -437,13 +641,16 @@ def _bind(operation: Cancelable, limit: _RequestLimit, timeout: float | None) ->
     """Bind a pending operation of the request to the request's limit.
 
     With a timeout of its own, the operation moves the limit to that timeout as it is
-    entered (if that is later); without one, it ends itself at the limit.
+    entered (if that is later), and ends itself at the caller's budget, if any; without one,
+    it ends itself at the limit.
     """
     if timeout is None:
-        operation.add_source(_LimitSource(limit))
+        operation.add_source(_LimitSource(limit, "request limit"))
     else:
         setter = f"timeout of {operation.context.name}"
         operation.on_start(lambda _: limit.extend(timeout, setter))
+        if limit.budget is not None:
+            operation.add_source(_LimitSource(limit.budget, "caller's budget"))
     _BOUND.add(operation)
 
 
@@ -453,9 +660,11 @@ def _request_operation(
     name: str | None,
     raise_on_cancel: bool = True,
     register_globally: bool = False,
+    budget: _Budget | None = None,
 ) -> Cancelable:
     """A fresh operation cancelled by the request's token (if any) and limit (if any), and by
-    `timeout` (if any), which then replaces the request's limit when it is longer."""
+    `timeout` (if any), which then replaces the request's limit when it is longer; `budget`
+    is a caller's budget read without the middleware."""
     options: dict[str, Any] = {
         "name": name,
         "raise_on_cancel": raise_on_cancel,
@@ -471,6 +680,8 @@ def _request_operation(
     limit = None if request is None else _limit_in(request.scope)
     if limit is not None:
         _bind(operation, limit, timeout)
+    if budget is not None:
+        operation.add_source(_LimitSource(budget, "caller's budget"))
     return operation
 
 
@@ -511,8 +722,19 @@ class CancelableDependency:
     operation ends itself at the request's limit, with reason `TIMEOUT` and a message naming
     that limit.
 
-    Its only parameter is the request, so clients see nothing of it: no query parameter, no
-    header, nothing in the OpenAPI schema. The timeout is fixed here, by the app.
+    The caller's budget: with the middleware installed, the middleware reads the header (its
+    `deadline_header` is the app's setting) and the request's limit includes the budget, so
+    the dependency does not read it again. Without the middleware, the dependency reads
+    `deadline_header` itself: the operation ends at the budget, counted from this call (as
+    the request's dependencies are solved), or at its own `timeout`, whichever comes first,
+    with reason `TIMEOUT` and the message `"caller's budget of 300 ms (Request-Timeout-Ms)
+    reached"` at the budget. A malformed value raises `HTTPException(400)` whose `detail`
+    names the header and the value, and `0` raises `HTTPException(504)`, as the middleware
+    answers: the endpoint does not run.
+
+    Its only parameter is the request, so clients see nothing of it: no query parameter,
+    nothing in the OpenAPI schema; the budget header is all a client can send it, and only
+    ever shortens its operation. The timeout is fixed here, by the app.
     `cancelable_dependency` is the instance without a timeout. FastAPI caches a dependency
     within a request: two `Depends` of the same instance get the same operation, which runs
     one block; use two instances, or `Depends(..., use_cache=False)`, for two operations.
@@ -523,13 +745,15 @@ class CancelableDependency:
         register_globally: list each request's operation in `OperationRegistry` while it
             runs, so that it can be found (`list_operations(name_pattern=...)`) and cancelled
             by id (`cancel_operation(id)`) from elsewhere.
+        deadline_header: the header that carries the caller's budget in milliseconds
+            (`DEFAULT_DEADLINE_HEADER`), read without the middleware; None to ignore it.
 
     Raises:
-        TypeError, ValueError: `timeout` is not a positive duration, `name` not a str, or
-            `register_globally` not a bool.
+        TypeError, ValueError: `timeout` is not a positive duration, `name` not a str,
+            `register_globally` not a bool, or `deadline_header` not a header name or None.
     """
 
-    __slots__ = ("_name", "_register_globally", "_timeout")
+    __slots__ = ("_deadline_header", "_name", "_register_globally", "_timeout")
 
     def __init__(
         self,
@@ -537,10 +761,12 @@ class CancelableDependency:
         name: str | None = None,
         *,
         register_globally: bool = False,
+        deadline_header: str | None = DEFAULT_DEADLINE_HEADER,
     ) -> None:
         self._timeout = None if timeout is None else check_timeout(timeout)
         self._name = check_optional_str("name", name)
         self._register_globally = check_bool("register_globally", register_globally)
+        self._deadline_header = _check_header_name(deadline_header)
 
     @property
     def timeout(self) -> float | None:
@@ -551,6 +777,11 @@ class CancelableDependency:
     def register_globally(self) -> bool:
         """Whether the operations are listed in `OperationRegistry` while they run."""
         return self._register_globally
+
+    @property
+    def deadline_header(self) -> str | None:
+        """The header read for the caller's budget without the middleware, or None."""
+        return self._deadline_header
 
     async def __call__(
         self, request: Request, timeout: float | timedelta | None = None
@@ -574,7 +805,25 @@ class CancelableDependency:
                 stacklevel=2,
             )
         name = self._name or f"{request.method} {request.url.path}"
-        return _request_operation(request, seconds, name, register_globally=self._register_globally)
+        return _request_operation(
+            request,
+            seconds,
+            name,
+            register_globally=self._register_globally,
+            budget=self._budget(request),
+        )
+
+    def _budget(self, request: Request) -> _Budget | None:
+        """The caller's budget, when no middleware has read it for the whole request."""
+        if _token_of(request) is not None:  # the middleware's limit includes it
+            return None
+        try:
+            budget = _read_budget(request.scope, self._deadline_header)
+        except _MalformedBudget as malformed:
+            raise HTTPException(status_code=400, detail=str(malformed)) from None
+        if budget is not None and budget.spent:
+            raise HTTPException(status_code=504, detail=budget.detail)
+        return budget
 
     # FastAPI reads the parameters of `__call__` from this: the request only, so that 0.11's
     # `timeout` never becomes a query parameter that clients could set.
@@ -583,7 +832,8 @@ class CancelableDependency:
     def __repr__(self) -> str:
         return (
             f"CancelableDependency(timeout={self._timeout!r}, name={self._name!r}, "
-            f"register_globally={self._register_globally!r})"
+            f"register_globally={self._register_globally!r}, "
+            f"deadline_header={self._deadline_header!r})"
         )
 
 
@@ -628,7 +878,10 @@ def with_cancelation(
     Under the middleware's `default_timeout`, `timeout` is the route's own limit: entering
     the operation moves the request's limit to `timeout` from then, when that is later, so
     the endpoint may run longer than the default. Without `timeout`, the operation ends at
-    the request's limit and answers `504` itself. The operation covers the endpoint's call:
+    the request's limit and answers `504` itself. A caller's budget that the middleware read
+    (`Request-Timeout-Ms`) ends the operation too, with or without `timeout`, and is answered
+    with the middleware's `504`; without the middleware, no header is read here (use
+    `CancelableDependency`). The operation covers the endpoint's call:
     a streaming response it returns is sent afterwards, within the request's limit, and
     needs an operation of its own (`cancelable_streaming_response`).
 
@@ -684,9 +937,9 @@ def _answer_for(
 ) -> tuple[int, str]:
     if context.cancel_reason is CancelationReason.TIMEOUT:
         limit = None if request is None else _limit_in(request.scope)
-        if timeout is None and limit is not None:  # it ended at the request's limit
-            timeout = limit.seconds
-        return 504, _timed_out(timeout)
+        # At the request's limit or the caller's budget, the middleware's detail.
+        detail = None if limit is None else limit.detail_for(context.cancel_message)
+        return 504, detail or _timed_out(timeout)
     token = _token_of(request)
     if token is not None and _client_left(token):
         return 499, "client closed request"
@@ -772,8 +1025,9 @@ def cancelable_streaming_response(
     Under `RequestCancelationMiddleware(default_timeout=...)`, the operation also ends at the
     request's limit (reason `TIMEOUT`, a message naming the limit), the same clean way,
     unless it comes from `CancelableDependency(timeout=...)`, whose timeout is the route's
-    own limit. A client that disconnects gets nothing more, and cancellations from outside
-    the operation (the server) go on as usual. Chunks are `bytes`, or `str` encoded as UTF-8.
+    own limit; at the caller's budget (`Request-Timeout-Ms`), it ends in any case. A client
+    that disconnects gets nothing more, and cancellations from outside the operation (the
+    server) go on as usual. Chunks are `bytes`, or `str` encoded as UTF-8.
 
     Raises:
         TypeError: `generator` is not iterable, `cancelable` not a `Cancelable`.
