@@ -241,3 +241,32 @@ def test_with_deadline_refuses_what_is_not_an_aware_datetime(
 ) -> None:
     with pytest.raises(error, match=message):
         Cancelable.with_deadline(when)  # type: ignore[arg-type]
+
+
+# -- sources that know when they fire ------------------------------------------------------------
+
+
+async def test_remaining_counts_a_source_that_says_when_it_fires() -> None:
+    from hother.cancelable import CancelationSource, TimeoutSource
+
+    class Lease(CancelationSource):
+        def __init__(self, expires: float) -> None:
+            super().__init__(name="lease")
+            self.expires = expires
+
+        async def watch(self) -> None:
+            await anyio.sleep_until(self.expires)
+            self.trigger_cancelation("lease expired")
+
+        def fires_by(self) -> float:
+            return self.expires
+
+    lease = Lease(anyio.current_time() + 0.3)
+    async with Cancelable.with_timeout(30).add_source(lease) as cancel:
+        assert 0.2 < cancel.remaining <= 0.301  # uvloop's clock moves in milliseconds
+        assert cancel.deadline > lease.expires + 29  # its own deadline is not the source's
+    async with Cancelable().add_source(TimeoutSource(0.5)) as cancel:
+        await anyio.wait_all_tasks_blocked()  # the source's task has started counting
+        assert 0.4 < cancel.remaining <= 0.501
+    async with Cancelable.with_condition(lambda: False, check_interval=1) as cancel:
+        assert cancel.remaining == math.inf  # a condition cannot tell when it will hold

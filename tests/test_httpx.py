@@ -218,6 +218,17 @@ async def test_the_header_name_is_configurable(server: Server) -> None:
     assert HEADER not in received
 
 
+async def test_a_reserve_is_kept_back_from_the_budget_sent_not_from_the_wait(
+    server: Server,
+) -> None:
+    async with server.client(reserve=0.5) as client, Cancelable.with_timeout(2):
+        received = await server.headers(client)
+    assert 1000 < int(received[HEADER][0]) <= 1500
+    async with server.client(reserve=5) as client, Cancelable.with_timeout(2):
+        received = await server.headers(client)  # more than the budget: 0 goes out
+    assert received[HEADER] == ["0"]
+
+
 async def test_any_async_transport_can_be_wrapped(server: Server) -> None:
     app = httpx.ASGITransport(build_app(server.journal))  # the same app, in process
     async with server.client(DeadlineTransport(app)) as client, Cancelable.with_timeout(2):
@@ -360,6 +371,9 @@ async def test_closing_the_client_closes_the_connections_of_the_wrapped_transpor
         pytest.param({"header": "Zeitüberschreitung"}, ValueError, id="header not ASCII"),
         pytest.param({"transport": "http://localhost"}, TypeError, id="transport a str"),
         pytest.param({"transport": httpx.HTTPTransport()}, TypeError, id="transport sync"),
+        pytest.param({"reserve": -0.1}, ValueError, id="negative reserve"),
+        pytest.param({"reserve": float("nan")}, ValueError, id="NaN reserve"),
+        pytest.param({"reserve": "50ms"}, TypeError, id="reserve a str"),
     ],
 )
 def test_bad_arguments_are_refused_with_their_name_and_value(

@@ -608,7 +608,8 @@ class Cancelable:
         """Seconds until the earliest deadline that can stop it; `math.inf` for none.
 
         Its own deadline, its running parents' (`parent=`), and, when read from inside its
-        block on its loop, every enclosing scope's (`anyio.current_effective_deadline()`).
+        block on its loop, every enclosing scope's (`anyio.current_effective_deadline()`) and
+        its sources' that know when they fire (`CancelationSource.fires_by()`).
         `0.0` once passed, never negative. Readable from any thread (`run_in_thread`):
         what to hand a blocking call or a driver that takes a timeout. `math.inf` before the
         block is entered.
@@ -623,7 +624,9 @@ class Cancelable:
                 nearest = min(nearest, deadline.remaining)
             operation = operation._parent
         if self._inside_block():
-            effective = anyio.current_effective_deadline() - anyio.current_time()
+            now = anyio.current_time()
+            fires = min((source.fires_by() for source in self._sources), default=_INF)
+            effective = min(anyio.current_effective_deadline(), fires) - now
             nearest = min(nearest, max(0.0, effective))
         return nearest
 

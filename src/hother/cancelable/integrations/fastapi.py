@@ -411,6 +411,9 @@ class _Limit(Protocol):
     @property
     def message(self) -> str: ...
 
+    @property
+    def deadline(self) -> float: ...
+
     async def wait(self) -> None: ...
 
 
@@ -500,6 +503,9 @@ class _LimitSource(CancelationSource):
     async def watch(self) -> None:
         await self._limit.wait()
         self.trigger_cancelation(self._limit.message)
+
+    def fires_by(self) -> float:
+        return self._limit.deadline
 
 
 class _Exchange:

@@ -27,6 +27,7 @@ except ImportError as _missing:  # pragma: no cover - depends on what is install
         "pip install 'hother-cancelable[httpx]'"
     ) from _missing
 
+from hother.cancelable._checks import check_seconds
 from hother.cancelable._current import current_operation
 
 __all__ = ["DEFAULT_DEADLINE_HEADER", "DeadlineTransport"]
@@ -68,25 +69,36 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
     as it stops any other call: the connection is closed, and the server sees the client
     leave.
 
+    With `reserve`, the budget sent is that many seconds less than `remaining` (0 at least),
+    while the request's timeouts stay capped to `remaining`: this service keeps the time it
+    needs to use the answer, or to answer its own caller when the next service gives up.
+    The next service then stops first, reports its own `TIMEOUT` and answers, instead of
+    seeing this one leave at the same moment (a budget grows by the time it travels).
+
     Args:
         transport: the transport that sends the requests; `httpx.AsyncHTTPTransport()` when
             None. Closing this one closes it.
         header: the name of the header that carries the budget.
+        reserve: seconds kept back from the budget sent (0 by default).
 
     Raises:
-        TypeError: `transport` is not an `httpx.AsyncBaseTransport`, or `header` is not a str.
-        ValueError: `header` is not a valid HTTP header name.
+        TypeError: `transport` is not an `httpx.AsyncBaseTransport`, `header` is not a str,
+            or `reserve` not a number.
+        ValueError: `header` is not a valid HTTP header name, or `reserve` is negative, NaN
+            or infinite.
     """
 
-    __slots__ = ("_header", "_transport")
+    __slots__ = ("_header", "_reserve", "_transport")
 
     def __init__(
         self,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         header: str = DEFAULT_DEADLINE_HEADER,
+        reserve: float = 0.0,
     ) -> None:
         self._header = _check_header(header)
+        self._reserve = check_seconds("reserve", reserve)
         if transport is None:
             transport = httpx.AsyncHTTPTransport()
         elif not isinstance(transport, httpx.AsyncBaseTransport):
@@ -97,13 +109,16 @@ class DeadlineTransport(httpx.AsyncBaseTransport):
         self._transport = transport
 
     def __repr__(self) -> str:
-        return f"DeadlineTransport({self._transport!r}, header={self._header!r})"
+        return (
+            f"DeadlineTransport({self._transport!r}, header={self._header!r}, "
+            f"reserve={self._reserve!r})"
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send `request` through the wrapped transport, with the budget when there is one."""
         budget = await _budget()
         if budget * 1000 < math.inf:  # too long for milliseconds (1e306 s) is as good as none
-            request = _with_budget(request, self._header, budget)
+            request = _with_budget(request, self._header, budget, self._reserve)
         return await self._transport.handle_async_request(request)
 
     async def __aenter__(self) -> DeadlineTransport:
@@ -147,9 +162,12 @@ async def _budget() -> float:
     return left
 
 
-def _with_budget(request: httpx.Request, header: str, budget: float) -> httpx.Request:
-    """A copy of `request` that carries `budget` (seconds) and times out within it."""
-    milliseconds = math.ceil(budget * 1000)
+def _with_budget(
+    request: httpx.Request, header: str, budget: float, reserve: float
+) -> httpx.Request:
+    """A copy of `request` that carries `budget` less `reserve` (seconds) and times out
+    within `budget`."""
+    milliseconds = math.ceil(max(budget - reserve, 0.0) * 1000)
     for value in request.headers.get_list(header):  # the caller's own budget, if any
         value = value.strip()
         if value.isascii() and value.isdigit():

@@ -13,6 +13,7 @@ from hother.cancelable._context import CancelationReason
 __all__ = ["CancelationSource", "Sink", "attach_all", "detach_all"]
 
 _RESERVED = frozenset({"reason", "context", "message"})
+_INF = float("inf")
 
 # Where a source reports that it fired: (the source, message, details) -> first request?
 Sink = Callable[["CancelationSource", "str | None", "dict[str, Any]"], bool]
@@ -78,6 +79,15 @@ class CancelationSource(abc.ABC):
         is cancelled when the block is left. An exception escaping it is logged and stops
         this source only; the operation goes on.
         """
+
+    def fires_by(self) -> float:
+        """The instant, on anyio's clock, by which this source will have fired, if it knows.
+
+        `math.inf` (the default) when it cannot tell. `cancel.remaining` counts it, so code
+        that hands the operation's budget on (a driver's timeout, the next service) sees a
+        source that fires at a known time, as a timeout source does.
+        """
+        return _INF
 
     def trigger_cancelation(self, message: str | None = None, **details: Any) -> bool:
         """Cancel the operation this source watches; True if this was the first request.

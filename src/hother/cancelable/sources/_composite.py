@@ -34,10 +34,15 @@ class TimeoutSource(CancelationSource):
     def __init__(self, timeout: float | timedelta, name: str | None = None) -> None:
         self.timeout: float = check_timeout(timeout)
         super().__init__(name=name or f"timeout {self.timeout:g} s")
+        self._fires_at = float("inf")
 
     async def watch(self) -> None:
-        await anyio.sleep(self.timeout)
+        self._fires_at = anyio.current_time() + self.timeout
+        await anyio.sleep_until(self._fires_at)
         self.trigger_cancelation(f"operation timed out after {self.timeout:g} s")
+
+    def fires_by(self) -> float:
+        return self._fires_at
 
 
 class _Group(CancelationSource):
