@@ -111,7 +111,7 @@ def examples(session: nox.Session) -> None:
     Modules whose name starts with `_` (examples/_tour.py, the scripts' shared helpers) are
     not examples and are not run.
     """
-    session.install(".[trio,resources,fastapi,httpx]", *group("examples"))
+    session.install(".[trio,resources,fastapi,httpx,opentelemetry]", *group("examples"))
     scripts = sorted(
         path for path in (ROOT / "examples").glob("*.py") if not path.name.startswith("_")
     )

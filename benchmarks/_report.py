@@ -118,6 +118,15 @@ BUDGETS: tuple[Budget, ...] = (
             ("Cancelable.with_token(tok)", "with_token(tok)"),
         )
     ),
+    # What one hook costs every operation: the logging hook, its logger quiet for completions.
+    Budget(
+        "enter+exit `Cancelable()`, `LoggingHook` set (logger at WARNING)",
+        "`Cancelable()`, no hooks",
+        "enter_exit/Cancelable()+LoggingHook",
+        "enter_exit/Cancelable()",
+        "s",
+        None,
+    ),
     # A source that never awaits leaves the wrapper nothing to hide behind: its floor is the
     # cheapest wrapper Python has, an async generator that re-yields.
     *(_stream("no_await", how, mode, "reyield", 1.25) for how, mode in _WRAPPERS),

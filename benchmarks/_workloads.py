@@ -128,6 +128,29 @@ async def _cancelable_token(n: int, token: CancelationToken) -> float:
     return (perf_counter() - start) / n
 
 
+async def _cancelable_logging_hook(n: int) -> float:
+    """`Cancelable()` with the logging hook set, its logger at WARNING: the hook's calls alone."""
+    import logging
+
+    from hother.cancelable.instrumentation import LoggingHook, get_hooks, set_hooks
+
+    quiet = logging.getLogger("bench.hother.cancelable")
+    quiet.setLevel(logging.WARNING)  # a completed operation is logged at DEBUG: nothing written
+    before = get_hooks()
+    set_hooks([LoggingHook(quiet)])
+    try:
+        return await _cancelable(n)
+    finally:
+        set_hooks(before)
+
+
+def _has_instrumentation() -> bool:
+    """Is there a hooks module (not in a `--baseline` older than it)?"""
+    import importlib.util
+
+    return importlib.util.find_spec("hother.cancelable.instrumentation") is not None
+
+
 async def enter_exit(sizes: Sizes) -> Series:
     n = sizes.enter_exit
     token = CancelationToken()  # long-lived: every operation registers on it and leaves it
@@ -138,6 +161,8 @@ async def enter_exit(sizes: Sizes) -> Series:
         ("enter_exit/with_timeout(30)", lambda: _cancelable_timeout(n)),
         ("enter_exit/with_token(tok)", lambda: _cancelable_token(n, token)),
     ]
+    if _has_instrumentation():
+        pairs.append(("enter_exit/Cancelable()+LoggingHook", lambda: _cancelable_logging_hook(n)))
     for _, measure in pairs:  # warm up
         await measure()
     series = await _alternate(sizes.rounds, pairs)

@@ -1,6 +1,7 @@
 """The API reference documents exactly the public API, and each public name has a docstring.
 
-The public API is the `__all__` of `hother.cancelable` and of `hother.cancelable.testing`;
+The public API is the `__all__` of `hother.cancelable`, of `hother.cancelable.testing` and of
+`hother.cancelable.instrumentation`;
 `hother.cancelable.streaming` only re-exports two names of the latter, documented there.
 """
 
@@ -14,13 +15,14 @@ from types import ModuleType
 import pytest
 
 import hother.cancelable
-from hother.cancelable import streaming, testing
+from hother.cancelable import instrumentation, streaming, testing
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 ENTRY = re.compile(r"^:::[ \t]+(hother\.cancelable(?:\.\w+)*)\.(\w+)[ \t]*$", re.MULTILINE)
 MODULES: dict[str, ModuleType] = {
     "hother.cancelable": hother.cancelable,
     "hother.cancelable.testing": testing,
+    "hother.cancelable.instrumentation": instrumentation,
 }
 PUBLIC = [(module, name) for module in MODULES for name in sorted(MODULES[module].__all__)]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,21 @@ def _normalized(text: str) -> str:
 
 
 EXAMPLES = collect_examples()
+
+
+@pytest.fixture(autouse=True)
+def stamina_logs_on_stdlib_logging() -> Iterator[None]:
+    """stamina logs retries with structlog, on stdout, when structlog is installed (a test
+    dependency of the structlog hook): the pages show what a service without it prints."""
+    try:
+        from stamina import instrumentation
+    except ImportError:
+        yield
+        return
+    before = instrumentation.get_on_retry_hooks()
+    instrumentation.set_on_retry_hooks([instrumentation.LoggingOnRetryHook])
+    yield
+    instrumentation.set_on_retry_hooks(before)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.id for example in EXAMPLES])

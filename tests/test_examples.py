@@ -84,6 +84,8 @@ def test_signal_example_stops_gracefully_on_a_real_signal(
 def test_example_runs_on_asyncio(script: Path) -> None:
     if script.name == "resource_monitoring.py" and importlib.util.find_spec("psutil") is None:
         pytest.skip("needs psutil (the resources extra)")
+    if script.name == "instrumentation.py" and importlib.util.find_spec("opentelemetry") is None:
+        pytest.skip("needs the OpenTelemetry SDK")
     result = subprocess.run(
         [sys.executable, str(script), "--backend", "asyncio"],
         stdin=subprocess.DEVNULL,

@@ -86,6 +86,8 @@ from ._ending import (
     sole,
 )
 from ._exceptions import CancelationError as _CancelationError
+from ._hooks import active as hooks
+from ._hooks import run_end, run_start
 from ._links import OperationToken, ParentLink
 from ._registry import OperationRegistry
 from ._request import Request, Requests
@@ -886,6 +888,8 @@ class Cancelable:
         if token is not None and deadline is not None:
             token.deadline = deadline
             token.lend(deadline, waker)
+        if hooks:
+            run_start(context)
 
     def _decide(self, ended: Ended, exc: BaseException | None, own_deadline_only: bool) -> Ending:
         """Ask the exit table how the operation ends, and record what it says to record.
@@ -921,8 +925,8 @@ class Cancelable:
             raised.context = self._context  # a token's check(): it now carries this record
         return answer
 
-    def _close(self, status: OperationStatus) -> None:
-        """Record how the operation ended, tell its token, and let go."""
+    def _close(self, status: OperationStatus, exc: BaseException | None = None) -> None:
+        """Record how the operation ended, tell its token and the hooks, and let go."""
         context = self._context
         context.status = status
         context._ended = time.time()  # pyright: ignore[reportPrivateUsage]  # its record
@@ -938,6 +942,8 @@ class Cancelable:
         self._waker = None
         if self._register_globally:
             OperationRegistry.get_instance()._unregister(self)  # pyright: ignore[reportPrivateUsage]  # its own entry, by identity
+        if hooks:
+            run_end(context, exc if status is FAILED else None)
 
     async def _conclude(
         self, status: OperationStatus, exc: BaseException | None, from_parent: bool
@@ -949,7 +955,7 @@ class Cancelable:
                 # here, untouched, to the scope that owns it (row 8 of the exit table).
                 await anyio.lowlevel.checkpoint_if_cancelled()
         finally:
-            self._close(status)
+            self._close(status, exc)
             if self._callbacks is not None:
                 await self._callbacks.run_end(status, self._context, exc)
 
@@ -1010,7 +1016,7 @@ class Cancelable:
         if from_parent or self._callbacks is not None:
             await self._conclude(status, exc, from_parent)
         else:
-            self._close(status)
+            self._close(status, exc)
         if action is RAISE:
             raise_unchained(self._requests[0].error(self._context))
         if replaced is not None:
