@@ -92,6 +92,15 @@ def _fields(context: OperationContext) -> dict[str, Any]:
     }
 
 
+def _ending(context: OperationContext) -> tuple[int, str]:
+    """The log level of an operation's end, and the word for it: one rule for every hook."""
+    if context.status is FAILED:
+        return logging.WARNING, "failed"
+    if context.status is CANCELLED:
+        return logging.INFO, "cancelled"
+    return logging.DEBUG, "completed"
+
+
 class LoggingHook:
     """Log each operation's end on a standard `logging` logger.
 
@@ -118,25 +127,16 @@ class LoggingHook:
             self.logger.debug("%s started", _describe(context), extra=_fields(context))
 
     def on_end(self, context: OperationContext, error: BaseException | None) -> None:
-        status = context.status
-        level = (
-            logging.WARNING
-            if status is FAILED
-            else logging.INFO
-            if status is CANCELLED
-            else logging.DEBUG
-        )
+        level, ended = _ending(context)
         if not self.logger.isEnabledFor(level):
             return
-        took = f"after {context.duration_seconds or 0.0:.2f} s"
-        if status is FAILED:
-            what = f"failed {took}: {context.error}"
-        elif status is CANCELLED:
+        what = f"{ended} after {context.duration_seconds or 0.0:.2f} s"
+        if context.status is FAILED:
+            what += f": {context.error}"
+        elif context.status is CANCELLED:
             reason = None if context.cancel_reason is None else context.cancel_reason.value
             message = f", {context.cancel_message}" if context.cancel_message else ""
-            what = f"cancelled {took}: {reason}{message}"
-        else:
-            what = f"completed {took}"
+            what += f": {reason}{message}"
         self.logger.log(level, "%s %s", _describe(context), what, extra=_fields(context))
 
     def __repr__(self) -> str:
@@ -174,13 +174,8 @@ class StructlogHook:
         self.logger.debug("operation started", **_fields(context))
 
     def on_end(self, context: OperationContext, error: BaseException | None) -> None:
-        status = context.status
-        if status is FAILED:
-            self.logger.warning("operation failed", **_fields(context))
-        elif status is CANCELLED:
-            self.logger.info("operation cancelled", **_fields(context))
-        else:
-            self.logger.debug("operation completed", **_fields(context))
+        level, ended = _ending(context)
+        self.logger.log(level, f"operation {ended}", **_fields(context))
 
     def __repr__(self) -> str:
         return "StructlogHook()"
