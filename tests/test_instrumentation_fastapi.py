@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import pytest
@@ -24,7 +24,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("opentelemetry.sdk")
 pytest.importorskip("opentelemetry.instrumentation.asgi")
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 from opentelemetry.trace import SpanKind, StatusCode
 
-from hother.cancelable import OperationContext
+from hother.cancelable import Cancelable, OperationContext, TimeoutCancelation
 from hother.cancelable.instrumentation import (
     LoggingHook,
     OpenTelemetryHook,
@@ -41,6 +41,8 @@ from hother.cancelable.instrumentation import (
 )
 from hother.cancelable.integrations.fastapi import (
     DISCONNECT_MESSAGE,
+    SHUTDOWN_MESSAGE,
+    CancelableDependency,
     RequestCancelationMiddleware,
 )
 from test_fastapi import SERVERS, WAIT, RawClient, http_scope
@@ -132,6 +134,31 @@ def test_a_client_disconnect_shows_in_the_log_and_as_a_span_under_the_request_sp
     assert span.parent.span_id == server_span.context.span_id
 
 
+@pytest.mark.usefixtures("restore_hooks")
+@pytest.mark.parametrize("server_name", sorted(SERVERS))
+def test_a_server_shutting_down_with_a_request_running_shows_in_the_log(
+    server_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for needed in server_name.split("-"):
+        pytest.importorskip(needed.replace("asyncio", "uvicorn"))
+    ends = Ends()
+    set_hooks([ends, LoggingHook()])
+    caplog.set_level(logging.INFO, logger=LIBRARY)
+    started = threading.Event()
+    with socket.socket() as sock:
+        # The server waits for the request (its graceful timeout, 2 s), then cancels it.
+        with SERVERS[server_name](build_app(started)) as url:
+            host, port = url.removeprefix("http://").split(":")
+            sock.settimeout(WAIT)
+            sock.connect((host, int(port)))
+            sock.sendall(b"GET /hold HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert started.wait(WAIT)
+        assert ends.ended.wait(WAIT)
+    (record,) = [r for r in caplog.records if r.name == LIBRARY and "GET /hold" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert record.getMessage().endswith(f": parent, {SHUTDOWN_MESSAGE}")
+
+
 # -- why a request ended, in process, on every backend ----------------------------------------
 
 
@@ -178,7 +205,39 @@ async def test_the_log_says_a_request_ended_at_its_time_limit(
         await middleware(http_scope("/report"), client.receive, client.send)
     (record,) = [r for r in caplog.records if r.name == LIBRARY]
     assert record.levelno == logging.INFO
-    assert record.getMessage().endswith(": timeout, operation deadline passed")
+    assert record.getMessage().endswith(
+        ": timeout, request limit of 0.05 s (RequestCancelationMiddleware default_timeout) reached"
+    )
+    assert client.sent[0]["status"] == 504
+
+
+@pytest.mark.usefixtures("restore_hooks")
+async def test_the_log_names_the_route_limit_that_moved_the_request_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = FastAPI()
+    app.add_middleware(RequestCancelationMiddleware, default_timeout=0.05)
+    longer = CancelableDependency(timeout=0.2, name="report")
+
+    @app.get("/report")
+    async def report(cancel: Annotated[Cancelable, Depends(longer)]) -> None:
+        try:
+            async with cancel:
+                await anyio.sleep(30)
+        except TimeoutCancelation:
+            await anyio.sleep(30)  # a stubborn endpoint: the request's limit ends it
+
+    set_hooks([LoggingHook()])
+    caplog.set_level(logging.INFO, logger=LIBRARY)
+    client = RawClient()
+    with anyio.fail_after(WAIT):
+        await app(http_scope("/report"), client.receive, client.send)
+    messages = [r.getMessage() for r in caplog.records if r.name == LIBRARY]
+    assert len(messages) == 2
+    assert messages[0].startswith("operation 'report' (")
+    assert messages[0].endswith(": timeout, operation timed out after 0.2 s")
+    assert messages[1].startswith("operation 'GET /report' (")
+    assert messages[1].endswith(": timeout, request limit of 0.2 s (timeout of report) reached")
     assert client.sent[0]["status"] == 504
 
 
@@ -198,4 +257,4 @@ async def test_the_log_says_a_request_ended_when_the_server_cancelled_it(
             server.cancel_scope.cancel()
     (record,) = [r for r in caplog.records if r.name == LIBRARY]
     assert record.levelno == logging.INFO
-    assert record.getMessage().endswith(": parent, cancelled by an enclosing scope")
+    assert record.getMessage().endswith(f": parent, {SHUTDOWN_MESSAGE}")

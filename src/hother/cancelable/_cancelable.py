@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from contextvars import Token
 from functools import wraps
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, Self, TypeVar, final
 
 import anyio
 
@@ -75,6 +75,7 @@ from ._deadline import Deadline, NamedDeadline
 from ._ending import (
     CANCELLED_OUTSIDE,
     CAUGHT,
+    ENCLOSING,
     FINISHED,
     RAISE,
     RAISED,
@@ -207,6 +208,9 @@ class Cancelable:
         "_until",
         "_waker",
     )
+
+    # The message of a cancellation by an enclosing scope (reason `PARENT`).
+    _cancelled_outside: ClassVar[str] = ENCLOSING
 
     def __init__(
         self,
@@ -576,7 +580,11 @@ class Cancelable:
 
     @deadline.setter
     def deadline(self, when: float) -> None:
-        when = check_deadline(when)
+        self._assign_deadline(check_deadline(when), None)
+
+    def _assign_deadline(self, when: float, label: str | None) -> None:
+        """Move its deadline to `when`; its passing then says `label` (None: "operation
+        deadline passed" for a first deadline, else what the deadline says already)."""
         waker = self._waker
         if self._context.status is not RUNNING or waker is None:
             raise RuntimeError(
@@ -590,12 +598,15 @@ class Cancelable:
             self._ask(deadline.request(), True)  # it came first: the block ends with it
             return
         if deadline is None:
-            deadline = NamedDeadline(when - anyio.current_time(), "operation deadline passed")
+            label = "operation deadline passed" if label is None else label
+            deadline = NamedDeadline(when - anyio.current_time(), label)
             self._deadline = deadline
             if self._token is not None:
                 self._token.deadline = deadline
         else:
             deadline.move_to(when)
+            if label is not None and isinstance(deadline, NamedDeadline):
+                deadline.label = label
         self._move_scope(deadline)
 
     def _move_scope(self, deadline: Deadline) -> None:
@@ -916,8 +927,12 @@ class Cancelable:
                 None if link is None or own_deadline_only else link.request(),
                 self._overdue_parent() is not None,
             )
-        status, record, _, _ = answer
+        status, record, action, from_parent = answer
         if record is not None:
+            if ended is CANCELLED_OUTSIDE and record.reason is _PARENT:
+                # Who the enclosing scope is, when a subclass knows (a server, say).
+                record = Request(_PARENT, self._cancelled_outside)
+                answer = (status, record, action, from_parent)
             requests.add(record)
         if status is FAILED:
             self._context.error = str(exc)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # types only: typing's forms cost import time
 __all__ = [
     "CANCELLED_OUTSIDE",
     "CAUGHT",
+    "ENCLOSING",
     "FINISHED",
     "PASS",
     "RAISE",
@@ -65,7 +66,8 @@ SUPPRESS: Final = "suppress"
 
 _COMPLETED: Final[Ending] = (COMPLETED, None, PASS, False)
 _FAILED: Final[Ending] = (FAILED, None, PASS, False)
-_ENCLOSING = "cancelled by an enclosing scope"
+ENCLOSING: Final = "cancelled by an enclosing scope"
+"""The message of a cancellation by an enclosing scope (reason `PARENT`)."""
 PARENT_KEY = "parent_id"  # in a request's details: it came from the link to a parent
 
 
@@ -121,7 +123,7 @@ def ending(
         elif deadline_passed and not enclosing_first:
             record = _timeout(deadline)  # its own deadline came first; the cancellation goes on
         else:
-            record = Request(CancelationReason.PARENT, _ENCLOSING)
+            record = Request(CancelationReason.PARENT, ENCLOSING)
         return CANCELLED, record, PASS, False
     # Finished or failed: a deadline that passed without a checkpoint is still recorded.
     done = _COMPLETED if ended is FINISHED else _FAILED

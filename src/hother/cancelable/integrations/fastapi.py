@@ -68,6 +68,7 @@ from hother.cancelable.sources import CancelationSource
 __all__ = [
     "DEFAULT_DEADLINE_HEADER",
     "DISCONNECT_MESSAGE",
+    "SHUTDOWN_MESSAGE",
     "CancelableDependency",
     "CancelableWebSocket",
     "RequestCancelationMiddleware",
@@ -82,6 +83,13 @@ T = TypeVar("T")
 
 DISCONNECT_MESSAGE = "client disconnected"
 """The message of a request token cancelled because its client disconnected (reason `MANUAL`)."""
+
+SHUTDOWN_MESSAGE = "cancelled by the server (shutting down)"
+"""The message of a request operation that its server cancelled (reason `PARENT`).
+
+An ASGI server cancels a request's task when it shuts down with the request still running
+(uvicorn after `timeout_graceful_shutdown`, hypercorn after `graceful_timeout`).
+"""
 
 DEFAULT_DEADLINE_HEADER = "Request-Timeout-Ms"
 """The header that carries the caller's remaining budget, a whole number of milliseconds.
@@ -223,8 +231,7 @@ class RequestCancelationMiddleware:
             state[_LIMIT_KEY] = limit
         scope["state"] = state
         name = f"{scope.get('method', 'HTTP')} {scope.get('path', '')}"
-        # Its deadline, given at entry, follows the limit (which may move), plus the grace.
-        operation = Cancelable(name=name, raise_on_cancel=False)
+        operation = _RequestOperation(name=name, raise_on_cancel=False)
         exchange = _Exchange(scope, receive, send, token, operation)
         error = await self._run(scope, exchange, operation, limit)
         reason, message = _why_cancelled(error, operation.context, token, limit)
@@ -248,7 +255,7 @@ class RequestCancelationMiddleware:
         self,
         scope: Scope,
         exchange: "_Exchange",
-        operation: Cancelable,
+        operation: "_RequestOperation",
         limit: "_RequestLimit | None",
     ) -> Exception | None:
         """Run the app as the request's operation; return what it raised, unwrapped."""
@@ -259,7 +266,7 @@ class RequestCancelationMiddleware:
                 try:
                     async with operation:
                         if limit is not None:
-                            _enforce(limit, operation)
+                            operation.enforce(limit)
                         await self.app(scope, exchange.receive, exchange.send)
                 except Exception as exc:  # raised again by the caller, outside the group
                     error = exc
@@ -270,19 +277,31 @@ class RequestCancelationMiddleware:
         return error
 
 
-def _enforce(limit: "_RequestLimit", operation: Cancelable) -> None:
-    """Give the request's running operation the limit, plus the grace, as its deadline.
+class _RequestOperation(Cancelable):
+    """The operation of one HTTP request, run by the middleware.
 
-    The request's own operations end themselves at the limit; the deadline then cancels the
-    rest of the request, and it is what `remaining` counts down to inside the request.
+    Its end says why the request's work stopped, to the hooks of `instrumentation` and in
+    its record: the client disconnected (the request's token), the request's limit passed
+    (its deadline says the limit's message), or the server cancelled it (`SHUTDOWN_MESSAGE`).
     """
 
-    def follow(deadline: float) -> None:
-        if operation.is_running:
-            operation.deadline = deadline + _GRACE
+    __slots__ = ()
 
-    limit.on_move = follow
-    follow(limit.deadline)
+    _cancelled_outside = SHUTDOWN_MESSAGE  # only the server encloses the middleware
+
+    def enforce(self, limit: "_RequestLimit") -> None:
+        """Take the limit, plus the grace, as its deadline, and follow it as it moves.
+
+        The request's own operations end themselves at the limit; the deadline then cancels
+        the rest of the request, and it is what `remaining` counts down to inside the request.
+        """
+
+        def follow(deadline: float) -> None:
+            if self.is_running:
+                self._assign_deadline(deadline + _GRACE, limit.message)
+
+        limit.on_move = follow
+        follow(limit.deadline)
 
 
 def _why_cancelled(
