@@ -7,9 +7,14 @@ once per `anyio_backend` parameter below.
 from __future__ import annotations
 
 import sys
-from typing import Any
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from redis_server import RedisServer
 
 BACKENDS: list[Any] = [
     pytest.param(("asyncio", {}), id="asyncio"),
@@ -29,3 +34,22 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
 def backend_name(anyio_backend: Any) -> str:
     """`asyncio` or `trio`: the name to pass to `anyio.run(backend=...)`."""
     return anyio_backend[0]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port of 127.0.0.1, for the whole run (tests/redis_server.py).
+
+    Tests that share it keep to a namespace of their own (`redis_namespace`); a test that
+    restarts or stops its server starts one of its own (`RedisServer()`).
+    """
+    from redis_server import RedisServer
+
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    """A namespace of this test's own on the shared server: no test sees another's keys."""
+    return f"test-{uuid.uuid4().hex[:12]}"

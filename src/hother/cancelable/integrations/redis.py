@@ -1,0 +1,651 @@
+"""Redis: cancel an operation running in another process, or on another host, by its id.
+
+Needs the `redis` extra: `pip install 'hother-cancelable[redis]'` (the client is coredis, built
+on anyio, so it runs unchanged on asyncio, uvloop and trio). The library adds no server of its
+own: processes meet through a Redis server that services already run (Redis 6.2 or later).
+
+```python
+async with RedisRegistry("redis://redis:6379/0") as registry:   # a worker
+    async with Cancelable(operation_id="job-42").add_source(registry.source()):
+        await run_job()
+
+async with RedisRegistry("redis://redis:6379/0") as registry:   # anywhere else
+    await registry.cancel_operation("job-42", message="the user aborted it")
+```
+
+What it keeps in Redis, under its namespace (`cancelable` unless told otherwise):
+
+- `{namespace}:op:{id}`: the snapshot of a live operation (JSON), expiring after three missed
+  heartbeats, so that a crashed process's entries disappear; `{namespace}:live`: the ids;
+- `{namespace}:request:{id}`: a cancellation request, kept for `request_ttl` seconds, so that an
+  operation that starts after it, or whose process was reconnecting, is still cancelled;
+- the channel `{namespace}:requests`, on which requests are announced to every registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Literal, Self
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+import anyio.abc
+
+try:
+    import coredis
+    import coredis.exceptions
+    from coredis.retry import (
+        CompositeRetryPolicy,
+        ConstantRetryPolicy,
+        ExponentialBackoffRetryPolicy,
+        RetryPolicy,
+    )
+except ImportError as _missing:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "hother.cancelable.integrations.redis needs coredis, which is not installed: "
+        "pip install 'hother-cancelable[redis]'"
+    ) from _missing
+
+from hother.cancelable._callbacks import logger
+from hother.cancelable._checks import check_message, check_reason, check_timeout
+from hother.cancelable._context import CancelationReason, OperationContext, OperationStatus
+from hother.cancelable._current import current_operation
+from hother.cancelable.sources import CancelationSource
+from hother.cancelable.sources._base import Sink
+
+__all__ = ["DEFAULT_URL", "RedisRegistry"]
+
+DEFAULT_URL: Final = "redis://localhost:6379/0"
+"""The Redis server a `RedisRegistry` uses unless told otherwise."""
+
+_MISSED_BEATS = 3  # a live entry expires after this many heartbeats without a refresh
+_CONNECT_TIMEOUT = 5.0  # seconds the first connection may take, at entry
+_FLUSH_TIMEOUT = 1.0  # seconds the last writes may take, at exit
+_MAX_BACKOFF = 5.0  # seconds between two attempts to write, at most, while Redis is away
+# What a lost or refused connection raises; anything else is a bug, and is not swallowed.
+_UNAVAILABLE = (coredis.exceptions.ConnectionError, OSError)  # OSError: TimeoutError too
+
+_Unavailable = Literal["raise", "ignore"]
+
+
+class RedisRegistry:
+    """The operations of every process that uses the same Redis server, namespace and all.
+
+    An async context manager that owns its connections (one for commands, one subscription
+    however many operations it watches) and its background tasks: enter it once per process,
+    as the service starts (a FastAPI lifespan, the worker's `main`), and leave it at the end.
+
+    - `source()` gives an operation a source that lists it as live while its block runs and
+      cancels it when another process asks, with that process's reason and message;
+    - `cancel_operation(id)` asks for the cancellation of an operation, wherever it runs;
+    - `list_operations()` and `get_operation(id)` are snapshots of the live operations of every
+      process, with `host` and `pid` in their metadata.
+
+    Nothing it does delays a block or blocks the event loop: an operation is listed, and its
+    requests looked up, by a background task, a few hundred microseconds after its block began,
+    and its entry removed the same way when it ends. When Redis is away (restarted, the network
+    down), operations run on; the registry retries with backoff, writes the live entries again
+    and applies the requests sent meanwhile as soon as it is back.
+
+    Args:
+        url: the Redis server, `redis://[[user]:password@]host[:port][/db]` (or `rediss://`).
+        namespace: the prefix of every key and channel it uses; registries meet only within one.
+        heartbeat: seconds between two refreshes of the live entries; an entry expires after
+            three missed beats (a crashed process's operations disappear then), and requests
+            missed while the subscription was reconnecting are looked up at each beat.
+        request_ttl: seconds a cancellation request is kept for an operation that has not
+            started yet, or whose process is reconnecting.
+        on_unavailable: what entering it does when Redis cannot be reached: "raise" a
+            `ConnectionError` that names the URL (the default), or "ignore": log a warning once,
+            let operations run unwatched, and connect as soon as Redis can be reached.
+
+    Raises:
+        TypeError: an argument has the wrong type.
+        ValueError: `url` is not a Redis URL, `namespace` is empty, `heartbeat` or
+            `request_ttl` is not a positive, finite number of seconds, or `on_unavailable` is
+            neither "raise" nor "ignore".
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        namespace: str = "cancelable",
+        heartbeat: float = 5.0,
+        request_ttl: float = 60.0,
+        on_unavailable: _Unavailable = "raise",
+    ) -> None:
+        self.url: str = _check_url(url)
+        self.namespace: str = _check_namespace(namespace)
+        self.heartbeat: float = check_timeout(heartbeat, "heartbeat")
+        self.request_ttl: float = check_timeout(request_ttl, "request_ttl")
+        if on_unavailable not in ("raise", "ignore"):
+            raise ValueError(f'on_unavailable must be "raise" or "ignore", got {on_unavailable!r}')
+        self.on_unavailable: _Unavailable = on_unavailable
+        self._live = f"{self.namespace}:live"
+        self._channel = f"{self.namespace}:requests"
+        self._client: coredis.Redis[str] | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._stack: AsyncExitStack | None = None  # what __aexit__ closes
+        self._closing = False
+        # The sources of the operations running in this process, by operation id.
+        self._table = _Table(self)
+        self._reachable = True  # False from a failed attempt until a successful one
+        self._subscribed = anyio.Event()
+
+    def __repr__(self) -> str:
+        return f"RedisRegistry({_redacted(self.url)!r}, namespace={self.namespace!r})"
+
+    # -- the context manager ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None or self._closing:
+            raise RuntimeError(f"{self!r} can be entered only once")
+        async with AsyncExitStack() as stack:
+            client: coredis.Redis[str] = coredis.Redis.from_url(
+                self.url, decode_responses=True, client_name=f"{self.namespace}:{_HOST}:{_PID}"
+            )
+            self._client = await stack.enter_async_context(client)
+            stack.callback(self._forget)
+            await self._connect()
+            task_group = await stack.enter_async_context(anyio.create_task_group())
+            task_group.start_soon(self._listen, name=f"{self!r}: requests")
+            task_group.start_soon(self._write, name=f"{self!r}: writes")
+            task_group.start_soon(self._beat, name=f"{self!r}: heartbeat")
+            self._task_group = task_group
+            if self._reachable:  # a request sent once entry returned must be heard
+                with anyio.move_on_after(_CONNECT_TIMEOUT):
+                    await self._subscribed.wait()
+            self._stack = stack.pop_all()
+        self._table.is_open = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, client, task_group = self._stack, self._client, self._task_group
+        assert stack is not None
+        assert client is not None
+        assert task_group is not None
+        self._closing = True
+        self._table.is_open = False
+        # The last removals, so that other processes stop listing what ran here.
+        with anyio.move_on_after(_FLUSH_TIMEOUT, shield=True):
+            try:
+                await self._flush(client)
+            except _UNAVAILABLE as lost:  # their entries expire on their own
+                self._unreachable(lost)
+        task_group.cancel_scope.cancel()
+        await stack.__aexit__(exc_type, exc, tb)
+
+    def _forget(self) -> None:
+        self._client = self._task_group = self._stack = None
+
+    async def _connect(self) -> None:
+        """Check that Redis answers; raise or warn (`on_unavailable`) when it does not."""
+        try:
+            with anyio.fail_after(_CONNECT_TIMEOUT):
+                await self._redis().ping()
+        except (*_UNAVAILABLE, TimeoutError) as exc:
+            if self.on_unavailable == "raise":
+                raise ConnectionError(
+                    f"RedisRegistry: cannot reach Redis at {_redacted(self.url)}: {exc}"
+                ) from exc
+            self._unreachable(exc, at_entry=True)
+
+    # -- what operations and other processes call --------------------------------------------
+
+    def source(self) -> CancelationSource:
+        """A source that lists its operation as live and cancels it on request, by its id.
+
+        Give it to one operation: `Cancelable(operation_id="job-42").add_source(
+        registry.source())`. Any operation can take one; ids given by you are the ones other
+        processes know, and a random id is listed too.
+        """
+        return _RedisSource(self._table)
+
+    async def cancel_operation(
+        self,
+        operation_id: str,
+        reason: CancelationReason = CancelationReason.MANUAL,
+        message: str | None = None,
+    ) -> bool:
+        """Ask for the cancellation of the operation `operation_id`, wherever it runs.
+
+        The operation leaves its block with `reason` and `message`, as if cancelled in its own
+        process. The request is also kept for `request_ttl` seconds, so that an operation with
+        that id that starts meanwhile, or whose process was reconnecting, is cancelled too;
+        the first request for an id is the one kept.
+
+        Returns:
+            True when a live operation with that id was listed, False otherwise (the request is
+            kept all the same).
+
+        Raises:
+            TypeError: an argument has the wrong type.
+            ValueError: `operation_id` is empty.
+            RuntimeError: the registry is not open.
+            ConnectionError: Redis cannot be reached; the message names the URL.
+        """
+        operation_id = _check_id(operation_id)
+        reason, message = check_reason(reason), check_message(message)
+        request = json.dumps({"id": operation_id, "reason": reason.value, "message": message})
+        client = self._redis("cancel_operation")
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(
+                    self._request_key(operation_id),
+                    request,
+                    px=_milliseconds(self.request_ttl),
+                    condition=coredis.PureToken.NX,
+                )
+                live = pipe.exists([self._entry_key(operation_id)])
+                pipe.publish(self._channel, request)
+            return bool(await live)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("cancel_operation", exc) from exc
+
+    async def list_operations(self) -> list[OperationContext]:
+        """Snapshots of the live operations of every process, oldest first.
+
+        Each is an `OperationContext` with status `RUNNING`, its id, name, parent id, start
+        time and metadata, plus `host` and `pid` in the metadata.
+
+        Raises:
+            RuntimeError: the registry is not open.
+            ConnectionError: Redis cannot be reached; the message names the URL.
+        """
+        client = self._redis("list_operations")
+        try:
+            ids = sorted(await client.smembers(self._live))
+            if not ids:
+                return []
+            entries = await client.mget([self._entry_key(i) for i in ids])
+            gone = [i for i, entry in zip(ids, entries, strict=True) if entry is None]
+            if gone:  # expired: their processes are gone
+                await client.srem(self._live, gone)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("list_operations", exc) from exc
+        found = [_revived(entry) for entry in entries if entry is not None]
+        return sorted(found, key=lambda context: context.start_time or _EPOCH)
+
+    async def get_operation(self, operation_id: str) -> OperationContext | None:
+        """The snapshot of the live operation `operation_id`, from any process; None if none.
+
+        Raises:
+            TypeError: `operation_id` is not a str.
+            ValueError: `operation_id` is empty.
+            RuntimeError: the registry is not open.
+            ConnectionError: Redis cannot be reached; the message names the URL.
+        """
+        operation_id = _check_id(operation_id)
+        client = self._redis("get_operation")
+        try:
+            entry = await client.get(self._entry_key(operation_id))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("get_operation", exc) from exc
+        return None if entry is None else _revived(entry)
+
+    # -- the sources' side ---------------------------------------------------------------------
+
+    # -- the background tasks ------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Hear the requests announced on the channel, through one subscription.
+
+        coredis reconnects the subscription with backoff when the connection is lost; each
+        (re)subscription looks up the requests that may have been sent meanwhile.
+        """
+        client = self._redis()
+        backoff = 0.1
+        while True:
+            try:
+                async with client.pubsub(
+                    channels=[self._channel], retry_policy=self._retry_policy()
+                ) as pubsub:
+                    async for message in pubsub:
+                        if message["type"] == "subscribe":
+                            backoff = 0.1
+                            self._subscribed.set()
+                            self._back()
+                            self._table.mark_all()  # entries and requests, again
+                        elif message["type"] == "message":
+                            self._table.apply(str(message["data"]))
+            except _UNAVAILABLE as exc:  # beyond what coredis retries by itself
+                self._unreachable(exc)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF, self.heartbeat)
+
+    def _retry_policy(self) -> RetryPolicy:
+        """How the subscription reconnects: with backoff, never waiting over a heartbeat."""
+        return CompositeRetryPolicy(
+            ExponentialBackoffRetryPolicy(
+                (coredis.exceptions.ConnectionError,),
+                retries=None,
+                base_delay=0.1,
+                max_delay=min(_MAX_BACKOFF, self.heartbeat),
+                jitter=True,
+            ),
+            ConstantRetryPolicy((TimeoutError,), retries=2, delay=0.1),
+        )
+
+    async def _write(self) -> None:
+        """Write what changed (entries added or removed) and look up the new ones' requests."""
+        client = self._redis()
+        backoff = 0.1
+        table = self._table
+        while True:
+            await table.wake.wait()
+            table.wake = anyio.Event()
+            try:
+                await self._flush(client)
+            except _UNAVAILABLE as exc:
+                self._unreachable(exc)
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF, self.heartbeat)
+                table.wake.set()  # try again
+            else:
+                backoff = 0.1
+
+    async def _flush(self, client: coredis.Redis[str]) -> None:
+        table = self._table
+        dirty, table.dirty = table.dirty, set()
+        try:
+            await self._sync(client, dirty)
+        except BaseException:
+            table.dirty |= dirty  # written at the next attempt
+            raise
+
+    async def _sync(self, client: coredis.Redis[str], ids: Iterable[str]) -> None:
+        """Write the entries of `ids` watched here, remove the others, apply their requests."""
+        table = self._table
+        watched = [i for i in ids if i in table.entries]
+        gone = [i for i in ids if i not in table.entries]
+        if not watched and not gone:
+            return
+        consumed = [i for i in gone if i in table.consumed]
+        ttl = _milliseconds(self.heartbeat * _MISSED_BEATS)
+        async with client.pipeline(transaction=False) as pipe:
+            for operation_id in watched:
+                entry = self._snapshot(table.entries[operation_id][0].context)
+                pipe.set(self._entry_key(operation_id), entry, px=ttl)
+            if watched:
+                pipe.sadd(self._live, watched)
+            requests = pipe.mget([self._request_key(i) for i in watched]) if watched else None
+            if gone:
+                keys = [self._entry_key(i) for i in gone]
+                pipe.delete([*keys, *(self._request_key(i) for i in consumed)])
+                pipe.srem(self._live, gone)
+        table.consumed.difference_update(consumed)
+        self._back()
+        if requests is not None:
+            for request in await requests:
+                table.apply(request)
+
+    async def _beat(self) -> None:
+        """Refresh the live entries; look up requests the subscription may have missed."""
+        client = self._redis()
+        while True:
+            await anyio.sleep(self.heartbeat)
+            ids = list(self._table.entries)
+            if not ids:
+                continue
+            try:
+                await self._refresh(client, ids)
+            except _UNAVAILABLE as exc:
+                self._unreachable(exc)
+
+    async def _refresh(self, client: coredis.Redis[str], ids: list[str]) -> None:
+        ttl = _milliseconds(self.heartbeat * _MISSED_BEATS)
+        async with client.pipeline(transaction=False) as pipe:
+            refreshed = [pipe.pexpire(self._entry_key(i), ttl) for i in ids]
+            requests = pipe.mget([self._request_key(i) for i in ids])
+        self._back()
+        lost = [i for i, done in zip(ids, refreshed, strict=True) if not await done]
+        for operation_id in lost:  # Redis lost them (restarted without persistence)
+            self._table.mark(operation_id)  # written again
+        for request in await requests:
+            self._table.apply(request)
+
+    # -- state and helpers ---------------------------------------------------------------------
+
+    def _snapshot(self, context: OperationContext) -> str:
+        return json.dumps(
+            {
+                "id": context.id,
+                "name": context.name,
+                "parent_id": context.parent_id,
+                "started": None if context.start_time is None else context.start_time.timestamp(),
+                "metadata": {**_portable(context.metadata), "host": _HOST, "pid": _PID},
+            }
+        )
+
+    def _entry_key(self, operation_id: str) -> str:
+        return f"{self.namespace}:op:{operation_id}"
+
+    def _request_key(self, operation_id: str) -> str:
+        return f"{self.namespace}:request:{operation_id}"
+
+    def _redis(self, caller: str | None = None) -> coredis.Redis[str]:
+        client = self._client
+        if client is None:
+            what = "it" if caller is None else f"{caller}()"
+            raise RuntimeError(f"{self!r} is not open: call {what} inside `async with registry:`")
+        return client
+
+    def _unavailable(self, caller: str, exc: BaseException) -> ConnectionError:
+        return ConnectionError(
+            f"RedisRegistry.{caller}: cannot reach Redis at {_redacted(self.url)}: {exc}"
+        )
+
+    def _unreachable(self, exc: BaseException, at_entry: bool = False) -> None:
+        """Note that Redis cannot be reached; a warning once per outage."""
+        if not self._reachable:
+            return
+        self._reachable = False
+        if at_entry:
+            logger().warning(
+                "hother.cancelable: cannot reach Redis at %s (%s): operations run unwatched "
+                "until it can be reached",
+                _redacted(self.url),
+                exc,
+            )
+        else:
+            logger().warning(
+                "hother.cancelable: lost Redis at %s (%s): retrying; operations run on",
+                _redacted(self.url),
+                exc,
+            )
+
+    def _back(self) -> None:
+        if not self._reachable:
+            self._reachable = True
+            logger().info("hother.cancelable: Redis at %s is back", _redacted(self.url))
+
+
+class _RedisSource(CancelationSource):
+    """Lists its operation in a `RedisRegistry` while its block runs; cancels it on request.
+
+    Made by `RedisRegistry.source()`. Its reason is the requester's (`MANUAL` unless the
+    request said otherwise), and so is the message.
+    """
+
+    reason = CancelationReason.MANUAL
+
+    def __init__(self, table: _Table) -> None:
+        super().__init__(name="redis")
+        self._table = table
+        self._entry: _Entry | None = None
+
+    def _attach(self, sink: Sink) -> None:
+        self._table.check_open()  # refuses the block when the registry is not open
+        super()._attach(sink)
+
+    async def watch(self) -> None:
+        operation = current_operation()
+        if operation is None:  # pragma: no cover - sources run inside their operation
+            return
+        self._entry = entry = _Entry(operation.context, self._requested)
+        self._table.add(entry)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._table.remove(entry)
+            self._entry = None
+
+    def _requested(self, reason: CancelationReason, message: str | None) -> bool:
+        # This source's reason is the request's: set on the instance, as the class keeps one.
+        object.__setattr__(self, "reason", reason)
+        return self.trigger_cancelation(message)
+
+
+class _Entry:
+    """An operation of this process that a registry watches."""
+
+    __slots__ = ("applied", "cancel", "context")
+
+    def __init__(
+        self, context: OperationContext, cancel: Callable[[CancelationReason, str | None], bool]
+    ) -> None:
+        self.context = context
+        self.cancel = cancel  # with a request's reason and message; True if it was the first
+        self.applied = False  # a request cancelled it: the request goes with its entry
+
+
+class _Table:
+    """The operations of this process a registry watches, and what Redis must hear of them."""
+
+    def __init__(self, owner: RedisRegistry) -> None:
+        self.owner = owner
+        self.is_open = False
+        self.entries: dict[str, list[_Entry]] = {}  # by operation id
+        self.dirty: set[str] = set()  # ids whose entry in Redis must be written or removed
+        self.consumed: set[str] = set()  # ids whose request was applied: removed with them
+        self.wake = anyio.Event()  # set when `dirty` has ids
+
+    def check_open(self) -> None:
+        if not self.is_open:
+            raise RuntimeError(
+                f"{self.owner!r} is not open: use its source() inside `async with registry:`"
+            )
+
+    def add(self, entry: _Entry) -> None:
+        self.entries.setdefault(entry.context.id, []).append(entry)
+        self.mark(entry.context.id)
+
+    def remove(self, entry: _Entry) -> None:
+        operation_id = entry.context.id
+        entries = self.entries.get(operation_id, [])
+        if entry in entries:
+            entries.remove(entry)
+        if not entries:
+            self.entries.pop(operation_id, None)
+            if entry.applied:
+                self.consumed.add(operation_id)
+        self.mark(operation_id)
+
+    def mark(self, operation_id: str) -> None:
+        self.dirty.add(operation_id)
+        self.wake.set()
+
+    def mark_all(self) -> None:
+        self.dirty.update(self.entries)
+        self.wake.set()
+
+    def apply(self, request: str | None) -> None:
+        """Cancel the operations of this process that `request` (JSON) names, if any."""
+        if request is None:
+            return
+        try:
+            data = json.loads(request)
+            operation_id = data["id"]
+            reason = CancelationReason(data["reason"])
+            message = data["message"]
+        except (ValueError, KeyError, TypeError):
+            logger().warning(
+                "hother.cancelable: %r ignored a malformed request %r", self.owner, request
+            )
+            return
+        for entry in list(self.entries.get(operation_id, ())):
+            if entry.cancel(reason, message):
+                entry.applied = True
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_HOST: Final = socket.gethostname()
+_PID: Final = os.getpid()
+_EPOCH: Final = datetime.fromtimestamp(0, UTC)
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {url!r}")
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"url must be a redis:// (or rediss://, unix://) URL, got {url!r}")
+    return url
+
+
+def _check_namespace(namespace: object) -> str:
+    if not isinstance(namespace, str):
+        raise TypeError(f"namespace must be a str, got {namespace!r}")
+    if not namespace or namespace.isspace():
+        raise ValueError(f"namespace must not be empty, got {namespace!r}")
+    return namespace
+
+
+def _check_id(operation_id: object) -> str:
+    if not isinstance(operation_id, str):
+        raise TypeError(f"operation_id must be a str, got {operation_id!r}")
+    if not operation_id:
+        raise ValueError(f"operation_id must not be empty, got {operation_id!r}")
+    return operation_id
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + ("" if parts.port is None else f":{parts.port}")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _portable(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `metadata` that JSON can carry to another process."""
+    portable: dict[str, Any] = {}
+    for key, value in metadata.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        portable[str(key)] = value
+    return portable
+
+
+def _revived(entry: str) -> OperationContext:
+    data = json.loads(entry)
+    context = OperationContext(
+        id=data["id"],
+        name=data["name"],
+        status=OperationStatus.RUNNING,
+        metadata=data["metadata"],
+        parent_id=data["parent_id"],
+    )
+    context._started = data["started"]  # pyright: ignore[reportPrivateUsage]  # the record it was
+    return context
