@@ -9,7 +9,9 @@ How a page's code blocks are executed:
   then holds an async function `main`, the test awaits `main()` in the event loop of the
   backend under test (asyncio, uvloop, trio), so blocks never call `anyio.run` themselves;
 - if the block is followed (blank lines aside) by a fenced ```text block, what the block
-  printed must equal that block's content, trailing whitespace of each line ignored.
+  printed must equal that block's content, trailing whitespace of each line ignored;
+- a block that reads `REDIS_URL` from the environment finds there the URL of the suite's own
+  Redis server (tests/redis_server.py), emptied before the block runs.
 """
 
 from __future__ import annotations
@@ -139,8 +141,16 @@ def stamina_logs_on_stdlib_logging() -> Iterator[None]:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[example.id for example in EXAMPLES])
 async def test_docs_example(
-    example: Example, anyio_backend: Any, capsys: pytest.CaptureFixture[str]
+    example: Example,
+    anyio_backend: Any,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if "REDIS_URL" in example.source:
+        server = request.getfixturevalue("redis_server")
+        assert server.command("FLUSHALL") == b"+OK\r\n"  # nothing left by another block
+        monkeypatch.setenv("REDIS_URL", server.url)
     # Pad with blank lines so that a traceback points at the page's own line numbers.
     code = compile("\n" * example.line + example.source, str(example.path), "exec")
     namespace: dict[str, Any] = {"__name__": "docs_block"}
