@@ -153,18 +153,28 @@ class RedisRegistry:
             )
             self._client = await stack.enter_async_context(client)
             stack.callback(self._forget)
-            await self._connect()
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            task_group.start_soon(self._listen, name=f"{self!r}: requests")
-            task_group.start_soon(self._write, name=f"{self!r}: writes")
-            task_group.start_soon(self._beat, name=f"{self!r}: heartbeat")
-            self._task_group = task_group
-            if self._reachable:  # a request sent once entry returned must be heard
-                with anyio.move_on_after(_CONNECT_TIMEOUT):
-                    await self._subscribed.wait()
-            self._stack = stack.pop_all()
+            # Not raised in here: the client's task group would wrap it in an ExceptionGroup.
+            unreachable = await self._ping()
+            if unreachable is None or self.on_unavailable == "ignore":
+                if unreachable is not None:
+                    self._unreachable(unreachable, at_entry=True)
+                await self._start(await stack.enter_async_context(anyio.create_task_group()))
+                self._stack = stack.pop_all()
+        if unreachable is not None and self._stack is None:
+            raise ConnectionError(
+                f"RedisRegistry: cannot reach Redis at {_redacted(self.url)}: {unreachable}"
+            ) from unreachable
         self._table.is_open = True
         return self
+
+    async def _start(self, task_group: anyio.abc.TaskGroup) -> None:
+        task_group.start_soon(self._listen, name=f"{self!r}: requests")
+        task_group.start_soon(self._write, name=f"{self!r}: writes")
+        task_group.start_soon(self._beat, name=f"{self!r}: heartbeat")
+        self._task_group = task_group
+        if self._reachable:  # a request sent once entry returned must be heard
+            with anyio.move_on_after(_CONNECT_TIMEOUT):
+                await self._subscribed.wait()
 
     async def __aexit__(
         self,
@@ -185,22 +195,20 @@ class RedisRegistry:
             except _UNAVAILABLE as lost:  # their entries expire on their own
                 self._unreachable(lost)
         task_group.cancel_scope.cancel()
-        await stack.__aexit__(exc_type, exc, tb)
+        # Not given the body's exception: task groups would wrap it in an ExceptionGroup.
+        await stack.__aexit__(None, None, None)
 
     def _forget(self) -> None:
         self._client = self._task_group = self._stack = None
 
-    async def _connect(self) -> None:
-        """Check that Redis answers; raise or warn (`on_unavailable`) when it does not."""
+    async def _ping(self) -> BaseException | None:
+        """What makes Redis unreachable, if it does not answer; None if it does."""
         try:
             with anyio.fail_after(_CONNECT_TIMEOUT):
                 await self._redis().ping()
-        except (*_UNAVAILABLE, TimeoutError) as exc:
-            if self.on_unavailable == "raise":
-                raise ConnectionError(
-                    f"RedisRegistry: cannot reach Redis at {_redacted(self.url)}: {exc}"
-                ) from exc
-            self._unreachable(exc, at_entry=True)
+        except _UNAVAILABLE as exc:  # TimeoutError too
+            return exc
+        return None
 
     # -- what operations and other processes call --------------------------------------------
 
@@ -238,19 +246,15 @@ class RedisRegistry:
         """
         operation_id = _check_id(operation_id)
         reason, message = check_reason(reason), check_message(message)
-        request = json.dumps({"id": operation_id, "reason": reason.value, "message": message})
         client = self._redis("cancel_operation")
+        request = json.dumps(
+            # `sent` tells this request from an equal one sent later (see _Table.remove).
+            {"id": operation_id, "reason": reason.value, "message": message, "sent": _nonce()}
+        )
+        keys = [self._request_key(operation_id), self._entry_key(operation_id)]
+        arguments = [request, _milliseconds(self.request_ttl), self._channel]
         try:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.set(
-                    self._request_key(operation_id),
-                    request,
-                    px=_milliseconds(self.request_ttl),
-                    condition=coredis.PureToken.NX,
-                )
-                live = pipe.exists([self._entry_key(operation_id)])
-                pipe.publish(self._channel, request)
-            return bool(await live)
+            return bool(await client.eval(_REQUEST, keys, arguments))
         except _UNAVAILABLE as exc:
             raise self._unavailable("cancel_operation", exc) from exc
 
@@ -372,9 +376,13 @@ class RedisRegistry:
         gone = [i for i in ids if i not in table.entries]
         if not watched and not gone:
             return
-        consumed = [i for i in gone if i in table.consumed]
+        consumed = {i: table.consumed[i] for i in ids if i in table.consumed}
+        # A request found is for these runs only: not for a later one with the same id.
+        looked_up = {i: list(table.entries[i]) for i in watched}
         ttl = _milliseconds(self.heartbeat * _MISSED_BEATS)
         async with client.pipeline(transaction=False) as pipe:
+            for operation_id, request in consumed.items():  # before a new run's lookup
+                pipe.eval(_CONSUME, [self._request_key(operation_id)], [request])
             for operation_id in watched:
                 entry = self._snapshot(table.entries[operation_id][0].context)
                 pipe.set(self._entry_key(operation_id), entry, px=ttl)
@@ -382,14 +390,15 @@ class RedisRegistry:
                 pipe.sadd(self._live, watched)
             requests = pipe.mget([self._request_key(i) for i in watched]) if watched else None
             if gone:
-                keys = [self._entry_key(i) for i in gone]
-                pipe.delete([*keys, *(self._request_key(i) for i in consumed)])
+                pipe.delete([self._entry_key(i) for i in gone])
                 pipe.srem(self._live, gone)
-        table.consumed.difference_update(consumed)
+        for operation_id, request in consumed.items():
+            if table.consumed.get(operation_id) == request:
+                del table.consumed[operation_id]
         self._back()
         if requests is not None:
-            for request in await requests:
-                table.apply(request)
+            for operation_id, request in zip(watched, await requests, strict=True):
+                table.apply(request, looked_up[operation_id])
 
     async def _beat(self) -> None:
         """Refresh the live entries; look up requests the subscription may have missed."""
@@ -406,6 +415,7 @@ class RedisRegistry:
 
     async def _refresh(self, client: coredis.Redis[str], ids: list[str]) -> None:
         ttl = _milliseconds(self.heartbeat * _MISSED_BEATS)
+        looked_up = {i: list(self._table.entries[i]) for i in ids}
         async with client.pipeline(transaction=False) as pipe:
             refreshed = [pipe.pexpire(self._entry_key(i), ttl) for i in ids]
             requests = pipe.mget([self._request_key(i) for i in ids])
@@ -413,8 +423,8 @@ class RedisRegistry:
         lost = [i for i, done in zip(ids, refreshed, strict=True) if not await done]
         for operation_id in lost:  # Redis lost them (restarted without persistence)
             self._table.mark(operation_id)  # written again
-        for request in await requests:
-            self._table.apply(request)
+        for operation_id, request in zip(ids, await requests, strict=True):
+            self._table.apply(request, looked_up[operation_id])
 
     # -- state and helpers ---------------------------------------------------------------------
 
@@ -518,7 +528,7 @@ class _Entry:
     ) -> None:
         self.context = context
         self.cancel = cancel  # with a request's reason and message; True if it was the first
-        self.applied = False  # a request cancelled it: the request goes with its entry
+        self.applied: str | None = None  # the request that cancelled it: goes with it
 
 
 class _Table:
@@ -529,7 +539,8 @@ class _Table:
         self.is_open = False
         self.entries: dict[str, list[_Entry]] = {}  # by operation id
         self.dirty: set[str] = set()  # ids whose entry in Redis must be written or removed
-        self.consumed: set[str] = set()  # ids whose request was applied: removed with them
+        # The requests that cancelled operations which have ended, by id: removed from Redis.
+        self.consumed: dict[str, str] = {}
         self.wake = anyio.Event()  # set when `dirty` has ids
 
     def check_open(self) -> None:
@@ -549,8 +560,8 @@ class _Table:
             entries.remove(entry)
         if not entries:
             self.entries.pop(operation_id, None)
-            if entry.applied:
-                self.consumed.add(operation_id)
+        if entry.applied is not None:
+            self.consumed[operation_id] = entry.applied
         self.mark(operation_id)
 
     def mark(self, operation_id: str) -> None:
@@ -561,8 +572,12 @@ class _Table:
         self.dirty.update(self.entries)
         self.wake.set()
 
-    def apply(self, request: str | None) -> None:
-        """Cancel the operations of this process that `request` (JSON) names, if any."""
+    def apply(self, request: str | None, runs: list[_Entry] | None = None) -> None:
+        """Cancel the operations of this process that `request` (JSON) names, if any.
+
+        `runs`: the operations it was looked up for (those still running); None for all the
+        operations with its id (a request heard on the channel is sent for those).
+        """
         if request is None:
             return
         try:
@@ -575,12 +590,31 @@ class _Table:
                 "hother.cancelable: %r ignored a malformed request %r", self.owner, request
             )
             return
-        for entry in list(self.entries.get(operation_id, ())):
+        if self.consumed.get(operation_id) == request:  # it ended a run already
+            return
+        running = self.entries.get(operation_id, [])
+        for entry in [e for e in running if e in runs] if runs is not None else list(running):
             if entry.cancel(reason, message):
-                entry.applied = True
+                entry.applied = request
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+# Store a request unless one is kept for that id already (the first wins), announce it if
+# stored, and say whether an operation with that id is live: one round trip.
+_REQUEST: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+    redis.call('PUBLISH', ARGV[3], ARGV[1])
+end
+return redis.call('EXISTS', KEYS[2])
+"""
+# Remove a request that cancelled an operation, unless another one has replaced it since.
+_CONSUME: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 _HOST: Final = socket.gethostname()
 _PID: Final = os.getpid()
@@ -620,6 +654,10 @@ def _redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{user}:***@{host}" + ("" if parts.port is None else f":{parts.port}")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _nonce() -> str:
+    return os.urandom(8).hex()
 
 
 def _milliseconds(seconds: float) -> int:
