@@ -647,3 +647,30 @@ async def test_an_exception_of_the_body_leaves_the_registry_unwrapped(
     with pytest.raises(Boom):
         async with registry(redis_server, redis_namespace):
             raise Boom
+
+
+async def test_a_malformed_request_on_the_channel_is_logged_and_changes_nothing(
+    redis_server: RedisServer, redis_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=LIBRARY)
+    async with registry(redis_server, redis_namespace) as here:
+        ended: list[BaseException] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(job, here, "steady", ended)
+            await eventually(lambda: _is_listed(here, "steady"), "listed")
+            async with coredis.Redis.from_url(redis_server.url, decode_responses=True) as admin:
+                channel = f"{redis_namespace}:requests"
+                for garbage in ("not json", '{"id": "steady", "reason": "bogus"}'):
+                    assert await admin.publish(channel, garbage) == 1
+
+            def logged() -> list[str]:
+                return [r.getMessage() for r in caplog.records if r.name == LIBRARY]
+
+            async def both_logged() -> bool:
+                return len(logged()) == 2
+
+            await eventually(both_logged, "both requests logged")
+            assert all("ignored a malformed request" in message for message in logged())
+            assert ended == []  # the operation runs on
+            assert await here.cancel_operation("steady", message="a real one")
+            await eventually(_counted(ended, 1), "cancelled by a well-formed request")
