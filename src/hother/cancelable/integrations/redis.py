@@ -31,21 +31,17 @@ from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 try:
     import coredis
     import coredis.exceptions
-    from coredis.retry import (
-        CompositeRetryPolicy,
-        ConstantRetryPolicy,
-        ExponentialBackoffRetryPolicy,
-        RetryPolicy,
-    )
+    from coredis.retry import NoRetryPolicy
 except ImportError as _missing:  # pragma: no cover - depends on what is installed
     raise ImportError(
         "hother.cancelable.integrations.redis needs coredis, which is not installed: "
@@ -154,10 +150,11 @@ class RedisRegistry:
             self._client = await stack.enter_async_context(client)
             stack.callback(self._forget)
             # Not raised in here: the client's task group would wrap it in an ExceptionGroup.
-            unreachable = await self._ping()
+            unreachable = await self._probe() or await self._ping()
             if unreachable is None or self.on_unavailable == "ignore":
                 if unreachable is not None:
                     self._unreachable(unreachable, at_entry=True)
+                stack.push_async_callback(self._last_writes)  # once the tasks have ended
                 await self._start(await stack.enter_async_context(anyio.create_task_group()))
                 self._stack = stack.pop_all()
         if unreachable is not None and self._stack is None:
@@ -182,31 +179,67 @@ class RedisRegistry:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        stack, client, task_group = self._stack, self._client, self._task_group
+        stack, task_group = self._stack, self._task_group
         assert stack is not None
-        assert client is not None
         assert task_group is not None
         self._closing = True
         self._table.is_open = False
-        # The last removals, so that other processes stop listing what ran here.
-        with anyio.move_on_after(_FLUSH_TIMEOUT, shield=True):
-            try:
-                await self._flush(client)
-            except _UNAVAILABLE as lost:  # their entries expire on their own
-                self._unreachable(lost)
+        # The tasks end first (a write cut short puts back what it had taken), then the last
+        # writes go out (`_last_writes`), then the connections close.
         task_group.cancel_scope.cancel()
         # Not given the body's exception: task groups would wrap it in an ExceptionGroup.
         await stack.__aexit__(None, None, None)
 
+    async def _last_writes(self) -> None:
+        """The last removals, so that other processes stop listing what ran here."""
+        client = self._client
+        if client is None or not self._table.dirty:
+            return
+        with anyio.move_on_after(_FLUSH_TIMEOUT, shield=True):
+            if not self._reachable and await self._probe() is not None:
+                return  # their entries expire on their own
+            try:
+                await self._flush(client)
+            except _UNAVAILABLE as lost:
+                self._unreachable(lost)
+
     def _forget(self) -> None:
         self._client = self._task_group = self._stack = None
 
+    async def _probe(self) -> BaseException | None:
+        """Why Redis's address takes no connection, if it does not; None if it does.
+
+        A plain connection, closed at once: coredis is asked to connect only when this one
+        could, since coredis 6.9 leaves the memory streams of a connection it failed to open
+        unclosed (anyio then warns of them, an error in test suites that turn warnings into
+        errors).
+        """
+        parts = urlsplit(self.url)
+        try:
+            with anyio.fail_after(_CONNECT_TIMEOUT):
+                if parts.scheme == "unix":
+                    stream: anyio.abc.ByteStream = await anyio.connect_unix(parts.path)
+                else:
+                    host, port = parts.hostname or "localhost", parts.port or 6379
+                    stream = await anyio.connect_tcp(host, port)
+                await stream.aclose()
+        except OSError as exc:  # TimeoutError too
+            return exc
+        return None
+
+    async def _reachable_again(self) -> None:
+        """Return once Redis's address takes connections, probing with backoff."""
+        backoff = 0.1
+        while await self._probe() is not None:
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF, self.heartbeat)
+
     async def _ping(self) -> BaseException | None:
-        """What makes Redis unreachable, if it does not answer; None if it does."""
+        """What makes Redis unusable, if it does not answer; None if it does."""
         try:
             with anyio.fail_after(_CONNECT_TIMEOUT):
                 await self._redis().ping()
-        except _UNAVAILABLE as exc:  # TimeoutError too
+        except (*_UNAVAILABLE, coredis.exceptions.RedisError) as exc:  # a wrong password too
             return exc
         return None
 
@@ -246,7 +279,7 @@ class RedisRegistry:
         """
         operation_id = _check_id(operation_id)
         reason, message = check_reason(reason), check_message(message)
-        client = self._redis("cancel_operation")
+        client = await self._usable("cancel_operation")
         request = json.dumps(
             # `sent` tells this request from an equal one sent later (see _Table.remove).
             {"id": operation_id, "reason": reason.value, "message": message, "sent": _nonce()}
@@ -268,7 +301,7 @@ class RedisRegistry:
             RuntimeError: the registry is not open.
             ConnectionError: Redis cannot be reached; the message names the URL.
         """
-        client = self._redis("list_operations")
+        client = await self._usable("list_operations")
         try:
             ids = sorted(await client.smembers(self._live))
             if not ids:
@@ -292,7 +325,7 @@ class RedisRegistry:
             ConnectionError: Redis cannot be reached; the message names the URL.
         """
         operation_id = _check_id(operation_id)
-        client = self._redis("get_operation")
+        client = await self._usable("get_operation")
         try:
             entry = await client.get(self._entry_key(operation_id))
         except _UNAVAILABLE as exc:
@@ -306,59 +339,45 @@ class RedisRegistry:
     async def _listen(self) -> None:
         """Hear the requests announced on the channel, through one subscription.
 
-        coredis reconnects the subscription with backoff when the connection is lost; each
+        When the connection is lost, it subscribes again once Redis takes connections; each
         (re)subscription looks up the requests that may have been sent meanwhile.
         """
         client = self._redis()
-        backoff = 0.1
         while True:
+            if not self._reachable:
+                await self._reachable_again()
             try:
                 async with client.pubsub(
-                    channels=[self._channel], retry_policy=self._retry_policy()
+                    channels=[self._channel], retry_policy=NoRetryPolicy()
                 ) as pubsub:
                     async for message in pubsub:
                         if message["type"] == "subscribe":
-                            backoff = 0.1
                             self._subscribed.set()
                             self._back()
                             self._table.mark_all()  # entries and requests, again
                         elif message["type"] == "message":
                             self._table.apply(str(message["data"]))
-            except _UNAVAILABLE as exc:  # beyond what coredis retries by itself
-                self._unreachable(exc)
-            await anyio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF, self.heartbeat)
-
-    def _retry_policy(self) -> RetryPolicy:
-        """How the subscription reconnects: with backoff, never waiting over a heartbeat."""
-        return CompositeRetryPolicy(
-            ExponentialBackoffRetryPolicy(
-                (coredis.exceptions.ConnectionError,),
-                retries=None,
-                base_delay=0.1,
-                max_delay=min(_MAX_BACKOFF, self.heartbeat),
-                jitter=True,
-            ),
-            ConstantRetryPolicy((TimeoutError,), retries=2, delay=0.1),
-        )
+            except* _UNAVAILABLE as lost:  # raised through coredis's task groups
+                self._unreachable(_first(lost))
+            await anyio.sleep(0.1)  # however it ended, never a busy loop
 
     async def _write(self) -> None:
         """Write what changed (entries added or removed) and look up the new ones' requests."""
         client = self._redis()
-        backoff = 0.1
         table = self._table
         while True:
             await table.wake.wait()
+            # One turn first: the blocks that just ended go on at once, and their writes
+            # go out together.
+            await anyio.lowlevel.checkpoint()
             table.wake = anyio.Event()
+            if not self._reachable:  # never ask coredis to connect where nothing listens
+                await self._reachable_again()
             try:
                 await self._flush(client)
             except _UNAVAILABLE as exc:
                 self._unreachable(exc)
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF, self.heartbeat)
-                table.wake.set()  # try again
-            else:
-                backoff = 0.1
+                table.wake.set()  # try again, once Redis takes connections
 
     async def _flush(self, client: coredis.Redis[str]) -> None:
         table = self._table
@@ -406,7 +425,7 @@ class RedisRegistry:
         while True:
             await anyio.sleep(self.heartbeat)
             ids = list(self._table.entries)
-            if not ids:
+            if not ids or not self._reachable:  # the subscription's return writes them all
                 continue
             try:
                 await self._refresh(client, ids)
@@ -452,7 +471,17 @@ class RedisRegistry:
             raise RuntimeError(f"{self!r} is not open: call {what} inside `async with registry:`")
         return client
 
+    async def _usable(self, caller: str) -> coredis.Redis[str]:
+        """The client, once Redis is known to take connections (see `_probe`)."""
+        client = self._redis(caller)
+        if not self._reachable:
+            failure = await self._probe()
+            if failure is not None:
+                raise self._unavailable(caller, failure) from failure
+        return client
+
     def _unavailable(self, caller: str, exc: BaseException) -> ConnectionError:
+        self._unreachable(exc)
         return ConnectionError(
             f"RedisRegistry.{caller}: cannot reach Redis at {_redacted(self.url)}: {exc}"
         )
@@ -654,6 +683,14 @@ def _redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{user}:***@{host}" + ("" if parts.port is None else f":{parts.port}")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first exception of `group` that is no group itself."""
+    first: BaseException = group.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = cast("BaseExceptionGroup[BaseException]", first).exceptions[0]
+    return first
 
 
 def _nonce() -> str:
