@@ -1,12 +1,14 @@
 """The scripts in examples/ run, and the signal example stops on a real signal from outside.
 
 Each script is run as a subprocess with the interpreter running the tests. Stdin is
-/dev/null, so no script waits for a person at a terminal.
+/dev/null, so no script waits for a person at a terminal. remote_cancel.py gets the suite's
+Redis server in `REDIS_URL` (tests/redis_server.py), as `nox -s examples` gives it one.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
@@ -81,11 +83,14 @@ def test_signal_example_stops_gracefully_on_a_real_signal(
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
-def test_example_runs_on_asyncio(script: Path) -> None:
+def test_example_runs_on_asyncio(script: Path, request: pytest.FixtureRequest) -> None:
     if script.name == "resource_monitoring.py" and importlib.util.find_spec("psutil") is None:
         pytest.skip("needs psutil (the resources extra)")
     if script.name == "instrumentation.py" and importlib.util.find_spec("opentelemetry") is None:
         pytest.skip("needs the OpenTelemetry SDK")
+    env = dict(os.environ)
+    if script.name == "remote_cancel.py":
+        env["REDIS_URL"] = request.getfixturevalue("redis_server").url
     result = subprocess.run(
         [sys.executable, str(script), "--backend", "asyncio"],
         stdin=subprocess.DEVNULL,
@@ -93,5 +98,6 @@ def test_example_runs_on_asyncio(script: Path) -> None:
         text=True,
         timeout=TIMEOUT,
         check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
