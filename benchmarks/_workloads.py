@@ -5,29 +5,38 @@ JSON. Every sample is in seconds (times) or bytes (memory); `bench.py` takes the
 Each timed pair alternates its two sides inside a round (the order flips every other round), so
 that a drift of the machine's speed falls on both sides alike. Only the public API is imported,
 so that `bench.py --baseline REF` can run the same measurements on an earlier version.
+The remote cancel latency, given a Redis server, also runs `_requester.py` in a process of its
+own, which asks for the cancellations through a registry of its own.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import queue
 import sys
 import threading
 import tracemalloc
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from time import perf_counter, sleep
-from typing import Any
+from pathlib import Path
+from time import monotonic, perf_counter, sleep
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import anyio.from_thread
 import anyio.lowlevel
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from hother.cancelable import Cancelable, CancelationToken
 
-__all__ = ["FULL", "QUICK", "Sizes", "measure_all"]
+if TYPE_CHECKING:  # imported when measured: a `--baseline` may predate it, coredis be absent
+    from hother.cancelable.integrations.redis import RedisRegistry
+
+__all__ = ["FULL", "MEASUREMENTS", "QUICK", "Sizes", "measure_all"]
 
 Series = dict[str, list[float]]
 
@@ -43,6 +52,7 @@ class Sizes:
     fanout_tasks: int  # tasks of the fan-out
     memory_rounds: int  # traced fan-outs per side
     overshoot_samples: int  # timeouts per side
+    remote_samples: int  # cancellations through Redis per side
 
 
 FULL = Sizes(
@@ -53,6 +63,7 @@ FULL = Sizes(
     fanout_tasks=10_000,
     memory_rounds=2,
     overshoot_samples=20,
+    remote_samples=300,
 )
 QUICK = Sizes(
     rounds=3,
@@ -62,6 +73,7 @@ QUICK = Sizes(
     fanout_tasks=1_000,
     memory_rounds=1,
     overshoot_samples=5,
+    remote_samples=30,
 )
 
 OVERSHOOT_DELAY = 0.05
@@ -376,6 +388,176 @@ async def latency(sizes: Sizes) -> Series:
         caller.stop()
 
 
+# -- remote cancel latency: through Redis, from another process --------------------------------
+
+REQUESTER = Path(__file__).resolve().parent / "_requester.py"
+REMOTE_TIMEOUT = 10.0  # seconds any one step may take before the measurement fails
+LISTED_POLL = 0.0005  # seconds between two looks for the operation's entry in Redis
+
+
+def has_redis_registry() -> bool:
+    """Is there a Redis registry (not in a `--baseline` older than it)?"""
+    import importlib.util
+
+    return importlib.util.find_spec("hother.cancelable.integrations.redis") is not None
+
+
+def _backend_key() -> str:
+    """This loop, as `bench.py --worker` and `_requester.py` name backends."""
+    name = _loop_name()
+    if name.startswith("trio"):
+        return "trio"
+    return "uvloop" if name.startswith("uvloop") else "asyncio"
+
+
+class _Requester:
+    """`_requester.py` in a process of its own: it is sent ids, and answers with its clock."""
+
+    def __init__(self, process: anyio.abc.Process) -> None:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self.process = process
+        self._stdin = process.stdin
+        self._stdout = BufferedByteReceiveStream(process.stdout)
+
+    async def line(self) -> str:
+        try:
+            with anyio.fail_after(REMOTE_TIMEOUT):
+                return (await self._stdout.receive_until(b"\n", 4096)).decode()
+        except (anyio.EndOfStream, anyio.IncompleteRead, TimeoutError):
+            raise RuntimeError(
+                f"{REQUESTER.name} (pid {self.process.pid}) stopped answering; its error, if "
+                "any, is above"
+            ) from None
+
+    async def ask(self, operation_id: str) -> None:
+        await self._stdin.send(f"{operation_id}\n".encode())
+
+    async def stop(self) -> None:
+        """Close its input, so that it leaves its registry and exits; kill it if it does not."""
+        with anyio.CancelScope(shield=True):
+            await self._stdin.aclose()
+            with anyio.move_on_after(REMOTE_TIMEOUT) as waited:
+                await self.process.wait()
+            if waited.cancelled_caught:
+                self.process.kill()
+            await self.process.aclose()
+
+
+class _Remote:
+    """A remote cancellation, on time.monotonic(): the worker's readings and the requester's."""
+
+    __slots__ = ("end", "returned", "sent", "start")
+
+    def __init__(self) -> None:
+        self.sent = 0.0  # the worker, just before it sends the id to the requester
+        self.start = 0.0  # the requester, just before `cancel_operation(id)`
+        self.returned = 0.0  # the requester, just after `cancel_operation(id)` returned
+        self.end = 0.0  # the worker, just after the block was left
+
+    def check(self) -> None:
+        """Fail unless the two processes' readings come in the order the events did."""
+        if not self.sent <= self.start <= self.end:
+            raise RuntimeError(
+                "time.monotonic() is not comparable across processes here: the id was sent at "
+                f"{self.sent!r}, the request made at {self.start!r} (in the other process), "
+                f"the block left at {self.end!r}"
+            )
+
+
+async def _sit_listed(
+    registry: RedisRegistry,
+    operation_id: str,
+    token: CancelationToken,
+    span: _Remote,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
+) -> None:
+    """The operation: a token of its own, and the registry's source, which lists it by id."""
+    cancelable = Cancelable.with_token(token, operation_id, raise_on_cancel=False)
+    async with cancelable.add_source(registry.source()):
+        task_status.started()
+        await anyio.sleep_forever()
+    span.end = monotonic()
+
+
+async def _remote_cancel(registry: RedisRegistry, requester: _Requester) -> _Remote:
+    operation_id, span = f"bench-{uuid.uuid4().hex}", _Remote()
+    async with anyio.create_task_group() as tg:
+        await tg.start(_sit_listed, registry, operation_id, CancelationToken(), span)
+        await _until_listed(registry, operation_id)
+        span.sent = monotonic()
+        await requester.ask(operation_id)
+    start, returned, live = (await requester.line()).split()
+    span.start, span.returned = float(start), float(returned)
+    span.check()
+    if live != "1":
+        raise RuntimeError(f"cancel_operation({operation_id!r}) did not find it listed")
+    return span
+
+
+async def _local_cancel(registry: RedisRegistry) -> float:
+    """The same block, listed alike, cancelled by `await token.cancel()` from the worker."""
+    operation_id, token, span = f"bench-{uuid.uuid4().hex}", CancelationToken(), _Remote()
+    async with anyio.create_task_group() as tg:
+        await tg.start(_sit_listed, registry, operation_id, token, span)
+        await _until_listed(registry, operation_id)
+        span.start = monotonic()
+        await token.cancel()
+    return span.end - span.start
+
+
+async def _until_listed(registry: RedisRegistry, operation_id: str) -> None:
+    """Wait until Redis lists the operation, as a requester that learned its id would.
+
+    Its registry lists it from a background task, a little after its block began.
+    """
+    with anyio.fail_after(REMOTE_TIMEOUT):
+        while await registry.get_operation(operation_id) is None:  # noqa: ASYNC110 - Redis
+            await anyio.sleep(LISTED_POLL)  # is polled: nothing here is told of the listing
+
+
+async def remote_latency(sizes: Sizes, url: str) -> Series:
+    """`cancel_operation(id)` in the requester's process, to the exit of the block here.
+
+    Beside it, the same block (a `Cancelable` with a token and the registry's source, listed
+    in Redis) cancelled by `await token.cancel()` in this process, timed the same way. Also
+    kept, for the JSON: how long the requester's `cancel_operation()` call itself took.
+    """
+    from hother.cancelable.integrations.redis import RedisRegistry
+
+    namespace = f"bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # nothing else meets it there
+    command = [sys.executable, str(REQUESTER), _backend_key(), namespace]
+    calls: list[float] = []
+
+    async def remote(registry: RedisRegistry, requester: _Requester) -> float:
+        span = await _remote_cancel(registry, requester)
+        calls.append(span.returned - span.start)
+        return span.end - span.start
+
+    env = {**os.environ, "REDIS_URL": url}  # not on its command line, which `ps` shows
+    process = await anyio.open_process(command, env=env, stderr=None)  # its errors go to ours
+    requester = _Requester(process)
+    try:
+        async with RedisRegistry(url, namespace=namespace) as registry:
+            ready = (await requester.line()).strip()
+            if ready != "ready":
+                raise RuntimeError(f"{REQUESTER.name} said {ready!r} instead of 'ready'")
+            pairs: list[tuple[str, Measure]] = [
+                ("remote/token.cancel()", lambda: _local_cancel(registry)),
+                ("remote/cancel_operation()", lambda: remote(registry, requester)),
+            ]
+            for _ in range(10):  # warm up both processes and their connections
+                for _, measure in pairs:
+                    await measure()
+            calls.clear()
+            series = await _alternate(sizes.remote_samples, pairs)
+    finally:
+        await requester.stop()
+    series["remote/cancel_operation() call"] = calls
+    return series
+
+
 # -- fan-out: many operations on one token ----------------------------------------------------
 
 Probe = Callable[[], None]
@@ -572,16 +754,34 @@ def _loop_name() -> str:
     return f"{type(loop).__module__}.{type(loop).__qualname__}"
 
 
-async def measure_all(sizes: Sizes) -> dict[str, Any]:
-    """Every in-loop measurement: {"loop": ..., "series": {name: [samples]}}."""
+# The measurements, by the name `bench.py --only` knows them: (progress label, function).
+MEASUREMENTS: dict[str, tuple[str, Callable[[Sizes], Awaitable[Series]]]] = {
+    "enter_exit": ("enter+exit", enter_exit),
+    "streams": ("streams", streams),
+    "latency": ("latency", latency),
+    "fanout": ("fan-out", fanout),
+    "overshoot": ("timeout overshoot", overshoot),
+}
+REMOTE = "remote"  # the remote cancel latency: it needs a Redis server
+
+
+async def measure_all(
+    sizes: Sizes, only: frozenset[str] | None = None, redis_url: str | None = None
+) -> dict[str, Any]:
+    """The in-loop measurements `only` names (all if None), the remote one given a Redis URL.
+
+    Returns {"loop": ..., "series": {name: [samples]}, "notes": [what was skipped, and why]}.
+    """
     series: Series = {}
-    for name, measurement in (
-        ("enter+exit", enter_exit),
-        ("streams", streams),
-        ("latency", latency),
-        ("fan-out", fanout),
-        ("timeout overshoot", overshoot),
-    ):
-        _progress(name)
-        series |= await measurement(sizes)
-    return {"loop": _loop_name(), "series": series}
+    notes: list[str] = []
+    for key, (label, measurement) in MEASUREMENTS.items():
+        if only is None or key in only:
+            _progress(label)
+            series |= await measurement(sizes)
+    if (only is None or REMOTE in only) and redis_url is not None:  # else bench.py says why
+        if not has_redis_registry():
+            notes.append("remote cancel latency skipped: this library has no Redis registry")
+        else:
+            _progress("remote cancel latency, through Redis")
+            series |= await remote_latency(sizes, redis_url)
+    return {"loop": _loop_name(), "series": series, "notes": notes}

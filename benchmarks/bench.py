@@ -3,7 +3,7 @@
 Run it with `nox -s bench` (docs/performance.md says what is measured and why):
 
     python benchmarks/bench.py [--quick] [--json PATH] [--check] [--backends asyncio,trio]
-                               [--baseline REF]
+                               [--baseline REF] [--only remote,latency] [--redis-url URL]
 
 Each backend runs in a Python process of its own (`--worker BACKEND`); the import is timed in
 fresh subprocesses. The medians are printed as a markdown table against the budgets of the
@@ -15,6 +15,10 @@ extracted to a scratch folder, byte-compiled and put first on PYTHONPATH, so tha
 same anyio, trio and uvloop, and the same benchmark code, as the current library. Per backend,
 the workers run baseline, current, current, baseline; the import times of both alternate. A
 second table gives each series' baseline and current figures and their ratio.
+
+The remote cancel latency needs a Redis server: `--redis-url`, or $REDIS_URL (`nox -s bench`
+starts one). Without either, it is skipped, and the run says so; the rest is measured.
+`--only` measures some of it: the names of MEASURED, comma-separated.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import io
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +41,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from _report import IMPORT_BACKEND, Samples, compare, evaluate, render, render_changes
 
@@ -48,6 +54,14 @@ BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "trio": ("trio", {}),
 }
 IMPORT_ROUNDS = {"full": 15, "quick": 3}
+# What `--only` selects: the workers' measurements (_workloads.MEASUREMENTS, and the remote one),
+# then the import times.
+MEASURED = ("enter_exit", "streams", "latency", "fanout", "overshoot", "remote", "import")
+REMOTE_SKIPPED = (
+    "NOTE: the remote cancel latency (through Redis) is NOT measured: no Redis server was "
+    "given. Pass --redis-url redis://HOST:PORT/0 or set REDIS_URL (`nox -s bench` starts a "
+    "server and does)."
+)
 
 
 def _log(message: str) -> None:
@@ -124,25 +138,50 @@ def build_baseline(ref: str, scratch: Path) -> Library:
 # -- one backend, in processes of its own ------------------------------------------------------
 
 
-def worker(backend: str, quick: bool) -> None:
-    """Measure everything on `backend` in this process; print the samples as JSON."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the workers measure: sizes, which measurements, the Redis server if any."""
+
+    quick: bool
+    only: frozenset[str]
+    redis_url: str | None
+
+    def worker_arguments(self) -> list[str]:
+        return ["--only", ",".join(sorted(self.only)), *(["--quick"] if self.quick else [])]
+
+    def worker_env(self, library: Library) -> dict[str, str]:
+        """The URL goes in the environment, not on command lines that `ps` shows."""
+        env = library.env()
+        env.pop("REDIS_URL", None)
+        if self.redis_url is not None:
+            env["REDIS_URL"] = self.redis_url
+        return env
+
+
+def worker(backend: str, plan: Plan) -> None:
+    """Measure `plan` on `backend` in this process; print the samples as JSON."""
     import anyio
     from _workloads import FULL, QUICK, measure_all
 
     import hother.cancelable
 
     name, options = BACKENDS[backend]
-    result = anyio.run(measure_all, QUICK if quick else FULL, backend=name, backend_options=options)
+    sizes = QUICK if plan.quick else FULL
+    result = anyio.run(
+        measure_all, sizes, plan.only, plan.redis_url, backend=name, backend_options=options
+    )
     result["library"] = hother.cancelable.__file__
     json.dump(result, sys.stdout)
 
 
-def _run_worker(backend: str, quick: bool, library: Library) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--worker", backend, *(["--quick"] if quick else [])]
-    env = library.env()
+def _run_worker(backend: str, plan: Plan, library: Library) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", backend, *plan.worker_arguments()]
+    env = plan.worker_env(library)
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=env)
     result = json.loads(done.stdout)
     library.check(result["library"])
+    for note in result["notes"]:
+        _log(f"  NOTE ({backend}, {library.name} library): {note}")
     return result
 
 
@@ -152,7 +191,7 @@ def _process_order(libraries: list[Library]) -> list[Library]:
 
 
 def run_backends(
-    backends: list[str], quick: bool, libraries: list[Library]
+    backends: list[str], plan: Plan, libraries: list[Library]
 ) -> tuple[dict[str, Samples], dict[str, str], dict[str, str]]:
     """Every backend's samples of each library, its processes' samples pooled.
 
@@ -166,7 +205,7 @@ def run_backends(
         for library in _process_order(libraries):
             side = f", {library.name} library" if len(libraries) > 1 else ""
             _log(f"{backend}{side}, in a process of its own:")
-            result = _run_worker(backend, quick, library)
+            result = _run_worker(backend, plan, library)
             pooled = samples[library.name].setdefault(backend, {})
             for name, values in result["series"].items():
                 pooled.setdefault(name, []).extend(values)
@@ -252,7 +291,8 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_before": _load(),
         "versions": {
-            name: _version(name) for name in ("hother-cancelable", "anyio", "trio", "uvloop")
+            name: _version(name)
+            for name in ("hother-cancelable", "anyio", "trio", "uvloop", "coredis")
         },
     }
 
@@ -275,13 +315,48 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="REF",
         help="also measure the library at this git ref (branch, tag, commit) and compare",
     )
+    parser.add_argument(
+        "--only",
+        default=",".join(MEASURED),
+        help="comma-separated, of %(default)s (`remote`: the remote cancel latency)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL") or None,
+        metavar="URL",
+        help="the Redis server of the remote cancel latency (default: $REDIS_URL; without "
+        "one, it is skipped)",
+    )
     parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     arguments.backends = [name for name in arguments.backends.split(",") if name]
     unknown = sorted(set(arguments.backends) - set(BACKENDS))
     if unknown:
         parser.error(f"unknown backends {unknown}; choose among {list(BACKENDS)}")
+    arguments.only = frozenset(name for name in arguments.only.split(",") if name)
+    unknown = sorted(arguments.only - set(MEASURED))
+    if unknown or not (arguments.only or arguments.worker):
+        parser.error(f"--only: unknown or none {unknown}; choose among {list(MEASURED)}")
     return arguments
+
+
+def _check_redis(url: str) -> None:
+    """Fail now, not after minutes of other measurements, when the Redis server is missing."""
+    from importlib.util import find_spec
+
+    parts = urlsplit(url)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 6379}"  # no password in messages
+    if find_spec("coredis") is None:
+        raise SystemExit(
+            f"a Redis server was given ({where}), but coredis is not installed: "
+            "pip install '.[redis]' (or run `nox -s bench`)"
+        )
+    if parts.scheme not in ("redis", "rediss"):
+        return  # a unix socket: the registry says what is wrong with it
+    try:
+        socket.create_connection((parts.hostname or "localhost", parts.port or 6379), 5).close()
+    except OSError as exc:
+        raise SystemExit(f"cannot reach the Redis server at {where}: {exc}") from None
 
 
 def _medians(samples: Samples) -> dict[str, dict[str, float]]:
@@ -295,11 +370,13 @@ def measure(
     arguments: argparse.Namespace, measured: list[Library]
 ) -> tuple[dict[str, Samples], dict[str, str], dict[str, str]]:
     """Samples by library (workers and import); each backend's loop; each library's file."""
-    samples, loops, files = run_backends(arguments.backends, arguments.quick, measured)
-    _log("import time, in fresh subprocesses")
-    rounds = IMPORT_ROUNDS["quick" if arguments.quick else "full"]
-    for name, series in import_times(rounds, measured).items():
-        samples[name][IMPORT_BACKEND] = series
+    plan = Plan(arguments.quick, arguments.only - {"import"}, arguments.redis_url)
+    samples, loops, files = run_backends(arguments.backends, plan, measured)
+    if "import" in arguments.only:
+        _log("import time, in fresh subprocesses")
+        rounds = IMPORT_ROUNDS["quick" if arguments.quick else "full"]
+        for name, series in import_times(rounds, measured).items():
+            samples[name][IMPORT_BACKEND] = series
     return samples, loops, files
 
 
@@ -324,12 +401,20 @@ def compared(baseline: Library, imported: str, before: Samples, after: Samples) 
 def main(argv: list[str] | None = None) -> int:
     arguments = _arguments(argv)
     if arguments.worker:
-        worker(arguments.worker, arguments.quick)
+        worker(arguments.worker, Plan(arguments.quick, arguments.only, arguments.redis_url))
         return 0
 
     info = machine()
     info["quick"] = arguments.quick
+    info["only"] = sorted(arguments.only)
+    remote = "remote" in arguments.only
+    if remote and arguments.redis_url is not None:
+        _check_redis(arguments.redis_url)
+    skipped = remote and arguments.redis_url is None
+    info["remote_skipped"] = skipped
     _log(f"benchmarking on {info['cpus']} x {info['cpu']}, Python {platform.python_version()}")
+    if skipped:
+        _log(REMOTE_SKIPPED)
     with to_measure(arguments.baseline) as measured:
         samples, loops, files = measure(arguments, measured)
     info["library"] = files[CURRENT.name]
@@ -340,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = evaluate(current)
     table = render(rows)
     print(table)
+    if skipped:
+        print(f"\n{REMOTE_SKIPPED}")
     missed = [row for row in rows if row.within is False]
     report = {
         "machine": info,
