@@ -207,6 +207,65 @@ async def test_is_cancelled_as_soon_as_the_handler_ran() -> None:
             await anyio.sleep(10)
 
 
+def signaller(signum: int) -> threading.Thread:
+    """A thread that, once started, sends `signum` to itself when the loop waits.
+
+    The kernel runs the C handler there, and the Python one waits for the main thread to run
+    Python again: the state a Ctrl-C leaves when it lands after Python last looked for
+    signals, as the loop goes to block in select(). Every time, not once in a thousand.
+    """
+
+    def send() -> None:
+        time.sleep(0.05)
+        signal.pthread_kill(threading.get_ident(), signum)
+
+    return threading.Thread(target=send)
+
+
+def wakeup_fd() -> int:
+    """The signal wake-up fd, -1 if none, left as it was (as trio and uvloop set theirs)."""
+    fd = signal.set_wakeup_fd(-1)
+    if fd != -1:
+        signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    return fd
+
+
+async def test_a_signal_wakes_the_loop_at_once() -> None:
+    thread = signaller(signal.SIGUSR1)
+    start = time.monotonic()
+    with pytest.raises(SignalCancelation):
+        async with Cancelable.with_signal(signal.SIGUSR1):
+            thread.start()
+            await anyio.sleep(10)
+    thread.join()
+    assert time.monotonic() - start < 5  # not when the sleep ends
+
+
+async def test_the_wake_up_fd_is_back_as_it_was_after_the_blocks() -> None:
+    before = wakeup_fd()
+    helper = cancel_on_signals(CancelationToken(), signal.SIGUSR2)
+    async with Cancelable.with_signal(signal.SIGUSR1):
+        assert wakeup_fd() != -1  # on asyncio, the loop's self-pipe
+        helper.__enter__()
+    assert wakeup_fd() != -1  # the helper, entered on this loop, still watches
+    helper.__exit__(None, None, None)
+    assert wakeup_fd() == before
+
+
+async def test_the_loops_own_signal_receivers_still_work_after_a_block() -> None:
+    # On asyncio they get their signals through the same wake-up fd, which must stay set.
+    with anyio.open_signal_receiver(signal.SIGUSR2) as receiver:
+        with pytest.raises(SignalCancelation):
+            async with Cancelable.with_signal(signal.SIGUSR1):
+                signal.raise_signal(signal.SIGUSR1)
+                await anyio.sleep(10)
+        signal.raise_signal(signal.SIGUSR2)
+        with anyio.fail_after(5):
+            async for signum in receiver:
+                assert signum == signal.SIGUSR2
+                break
+
+
 # -- cancel_on_signals: a token cancelled by signals for the length of a block -----------------
 
 
@@ -269,6 +328,19 @@ async def test_one_signal_cancels_the_token_of_every_task_given_it() -> None:
                 tg.start_soon(worker)
             tg.start_soon(raise_later, signal.SIGUSR1)
     assert stopped == [signal.SIGUSR1] * 3
+
+
+async def test_cancel_on_signals_wakes_the_loop_at_once() -> None:
+    token = CancelationToken()
+    thread = signaller(signal.SIGUSR1)
+    start = time.monotonic()
+    with cancel_on_signals(token, signal.SIGUSR1):
+        thread.start()
+        with anyio.move_on_after(10):
+            await token.wait_for_cancel()
+    thread.join()
+    assert token.message == "received SIGUSR1"
+    assert time.monotonic() - start < 5  # not when the wait ends
 
 
 async def test_cancel_on_signals_may_be_entered_with_async_with() -> None:

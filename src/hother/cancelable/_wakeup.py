@@ -3,7 +3,7 @@
 This is the one module that touches asyncio and trio natives: everything else goes through
 anyio. A `LoopWaker` is taken on the loop's own thread; later, from anywhere, it queues a
 plain function to run on that loop without blocking. Once the loop has finished, queuing is
-a quiet no-op.
+a quiet no-op. It can also make a signal wake the loop (`wake_on_signals`).
 """
 
 from __future__ import annotations
@@ -68,6 +68,40 @@ class LoopWaker:
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: Any) -> bool:
         """Queue `await fn(*args)` as a detached task on the loop; False if it has finished."""
         return self.call_soon(self._spawn, fn, args)
+
+    def wake_on_signals(self) -> bool:
+        """Make a signal wake this loop, as its own signal handlers do; False if not needed.
+
+        Python runs a signal's handler in the main thread, between two bytecodes: a signal
+        that comes after its last look, just as the loop goes to wait in `select()` (or that
+        the kernel hands to another thread), is handled at the loop's next wake-up, maybe 30 s
+        later. A wake-up fd, which the C handler writes the signal's number to, closes that
+        gap: uvloop and trio always set one; asyncio's Unix loop sets its self-pipe only while
+        it has signal handlers of its own (`add_signal_handler()`). This sets that self-pipe
+        likewise (its reader ignores the signals it has no handler for), unless someone else
+        set a wake-up fd already.
+        """
+        # Read as asyncio's add_signal_handler() does. Other loops wake themselves (uvloop,
+        # trio, asyncio's proactor) or are left as they were (asyncio's Windows selector loop).
+        csock = getattr(self.loop, "_csock", None)
+        if csock is None or not isinstance(getattr(self.loop, "_signal_handlers", None), dict):
+            return False
+        import signal
+
+        fd = csock.fileno()
+        previous = signal.set_wakeup_fd(fd)
+        if previous in (-1, fd):  # unset, or set by the loop's own signal handlers
+            return True
+        signal.set_wakeup_fd(previous)  # someone else's, who wakes what they run
+        return False
+
+    def stop_waking_on_signals(self) -> None:
+        """Undo `wake_on_signals()`, unless the loop's own signal handlers still need it (as
+        asyncio does when it removes its last one)."""
+        if not getattr(self.loop, "_signal_handlers", None):
+            import signal
+
+            signal.set_wakeup_fd(-1)
 
     def _spawn(self, fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
         if self.loop is not None:

@@ -12,7 +12,7 @@ import anyio
 from hother.cancelable._context import CancelationReason
 from hother.cancelable._request import Request
 from hother.cancelable._token import CancelationToken, request_sync
-from hother.cancelable._wakeup import current_waker
+from hother.cancelable._wakeup import LoopWaker, current_waker
 
 from ._base import CancelationSource, Sink
 
@@ -61,6 +61,10 @@ class _SignalHub:
     last one to leave puts that one back, exactly. While watched, a signal goes to the
     watchers only: SIGINT raises no KeyboardInterrupt then. A SIGINT that reaches a watcher
     which already had one (its block is still running) forces the exit instead.
+
+    While a watcher entered on asyncio's loop watches, a signal also wakes that loop: one
+    that came just as the loop went to wait would otherwise be handled only at its next
+    wake-up (see `LoopWaker.wake_on_signals`).
     """
 
     def __init__(self) -> None:
@@ -68,6 +72,8 @@ class _SignalHub:
         self._previous: dict[int, Any] = {}
         self._interrupted: list[Callable[[int], None]] = []  # watchers a SIGINT has reached
         self._forced = False  # a KeyboardInterrupt was sent for them already
+        self._woken: LoopWaker | None = None  # the loop a signal wakes, for `_waking`
+        self._waking: list[Callable[[int], None]] = []  # watchers entered on that loop
 
     def add_all(self, signums: Iterable[int], watcher: Callable[[int], None]) -> None:
         """Watch every signal of `signums`, or none: on failure the added ones are removed."""
@@ -76,6 +82,7 @@ class _SignalHub:
             for signum in signums:
                 self.add(signum, watcher)
                 added.append(signum)
+            self._wake(watcher)
         except BaseException:
             self.remove_all(added, watcher)
             raise
@@ -83,6 +90,28 @@ class _SignalHub:
     def remove_all(self, signums: Iterable[int], watcher: Callable[[int], None]) -> None:
         for signum in signums:
             self.remove(signum, watcher)
+        self._unwake(watcher)
+
+    def _wake(self, watcher: Callable[[int], None]) -> None:
+        """While `watcher` watches, a signal wakes the event loop running here at once."""
+        try:
+            waker = current_waker()
+        except RuntimeError:
+            return  # no loop runs here: nothing waits in select() for the handler to run
+        if self._woken is None and waker.wake_on_signals():
+            self._woken = waker
+        if self._woken is not None and self._woken.loop is waker.loop:
+            self._waking.append(watcher)
+
+    def _unwake(self, watcher: Callable[[int], None]) -> None:
+        """`watcher` no longer watches: the last one entered on the woken loop undoes `_wake`."""
+        waking = self._waking
+        if watcher not in waking:
+            return
+        waking.remove(watcher)
+        if not waking and self._woken is not None:
+            self._woken.stop_waking_on_signals()
+            self._woken = None
 
     def add(self, signum: int, watcher: Callable[[int], None]) -> None:
         watchers = self._watchers.get(signum)
