@@ -929,9 +929,10 @@ class Cancelable:
             )
         status, record, action, from_parent = answer
         if record is not None:
-            if ended is CANCELLED_OUTSIDE and record.reason is _PARENT:
+            outside = self._cancelled_outside
+            if outside is not ENCLOSING and ended is CANCELLED_OUTSIDE and record.reason is _PARENT:
                 # Who the enclosing scope is, when a subclass knows (a server, say).
-                record = Request(_PARENT, self._cancelled_outside)
+                record = Request(_PARENT, outside)
                 answer = (status, record, action, from_parent)
             requests.add(record)
         if status is FAILED:

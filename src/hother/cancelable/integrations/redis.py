@@ -332,8 +332,6 @@ class RedisRegistry:
             raise self._unavailable("get_operation", exc) from exc
         return None if entry is None else _revived(entry)
 
-    # -- the sources' side ---------------------------------------------------------------------
-
     # -- the background tasks ------------------------------------------------------------------
 
     async def _listen(self) -> None:
@@ -396,8 +394,7 @@ class RedisRegistry:
         if not watched and not gone:
             return
         consumed = {i: table.consumed[i] for i in ids if i in table.consumed}
-        # A request found is for these runs only: not for a later one with the same id.
-        looked_up = {i: list(table.entries[i]) for i in watched}
+        runs = table.runs(watched)
         ttl = _milliseconds(self.heartbeat * _MISSED_BEATS)
         async with client.pipeline(transaction=False) as pipe:
             for operation_id, request in consumed.items():  # before a new run's lookup
@@ -416,8 +413,7 @@ class RedisRegistry:
                 del table.consumed[operation_id]
         self._back()
         if requests is not None:
-            for operation_id, request in zip(watched, await requests, strict=True):
-                table.apply(request, looked_up[operation_id])
+            table.apply_found(runs, await requests)
 
     async def _beat(self) -> None:
         """Refresh the live entries; look up requests the subscription may have missed."""
@@ -434,7 +430,7 @@ class RedisRegistry:
 
     async def _refresh(self, client: coredis.Redis[str], ids: list[str]) -> None:
         ttl = _milliseconds(self.heartbeat * _MISSED_BEATS)
-        looked_up = {i: list(self._table.entries[i]) for i in ids}
+        runs = self._table.runs(ids)
         async with client.pipeline(transaction=False) as pipe:
             refreshed = [pipe.pexpire(self._entry_key(i), ttl) for i in ids]
             requests = pipe.mget([self._request_key(i) for i in ids])
@@ -442,8 +438,7 @@ class RedisRegistry:
         lost = [i for i, done in zip(ids, refreshed, strict=True) if not await done]
         for operation_id in lost:  # Redis lost them (restarted without persistence)
             self._table.mark(operation_id)  # written again
-        for operation_id, request in zip(ids, await requests, strict=True):
-            self._table.apply(request, looked_up[operation_id])
+        self._table.apply_found(runs, await requests)
 
     # -- state and helpers ---------------------------------------------------------------------
 
@@ -600,6 +595,16 @@ class _Table:
     def mark_all(self) -> None:
         self.dirty.update(self.entries)
         self.wake.set()
+
+    def runs(self, ids: list[str]) -> dict[str, list[_Entry]]:
+        """The runs of `ids` now: a request looked up for them is for them only, not for a
+        later run with the same id."""
+        return {i: list(self.entries[i]) for i in ids}
+
+    def apply_found(self, runs: dict[str, list[_Entry]], requests: Iterable[str | None]) -> None:
+        """Apply the requests looked up for `runs` (None where there was none), in order."""
+        for entries, request in zip(runs.values(), requests, strict=True):
+            self.apply(request, entries)
 
     def apply(self, request: str | None, runs: list[_Entry] | None = None) -> None:
         """Cancel the operations of this process that `request` (JSON) names, if any.
